@@ -1,0 +1,48 @@
+"""Shared fixtures: the real photos in ../shared/data and small helpers.
+
+Tests that need the photos fail with a clear message when the folder is missing (never skip silently).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("FACECHAIN_TEST_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+def require_data() -> Path:
+    if not (DATA_DIR / "faces" / "faces.csv").is_file():
+        pytest.fail(
+            f"Test photos not found at {DATA_DIR}. They live in ../shared/data next to the repository "
+            "(or set FACECHAIN_TEST_DATA)."
+        )
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return require_data()
+
+
+@pytest.fixture(scope="session")
+def faces_table(data_dir: Path) -> list[dict]:
+    """Rows of faces/faces.csv with an absolute `file` path added."""
+    with open(data_dir / "faces" / "faces.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        row["file"] = str(data_dir / row["path"])  # paths in the CSV are relative to data/
+    return rows
+
+
+@pytest.fixture(scope="session")
+def edge_table(data_dir: Path) -> list[dict]:
+    with open(data_dir / "edge" / "edge.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        row["file"] = str(data_dir / row["path"])
+    return rows

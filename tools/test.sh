@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The one test command (README, CI): builds a host-like .venv from scratch if needed, then runs the suite.
+# Usage: bash tools/test.sh [pytest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+VENV=.venv
+STAMP="$VENV/.facechain-deps"
+want=$(cat tests/constraints.txt tests/requirements.txt tools/test.sh | sha256sum | cut -d' ' -f1)
+
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
+  echo "== building $VENV (host-like pins from tests/constraints.txt)"
+  "$PY" -m venv "$VENV"
+  pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@" 2>&1 | grep -v "^WARNING: Location" || true; }
+  # torch first and fixed: anything that lets pip pick torch pulls GBs of CUDA wheels.
+  pip install "torch==2.13.0" "setuptools>=77,<81" wheel
+  pip install -c tests/constraints.txt -r tests/requirements.txt
+  # insightface 2.1 wants onnx>=1.13, whose newer releases need protobuf>=4; the host pins protobuf 3.20.0.
+  # onnx 1.15 runs on 3.20.0, so it goes in without its dependency check (install.py does the same in the host).
+  pip install --no-deps "insightface==2.1" "onnx==1.15.0"
+  # The real ldm code the host runs (UNetModel etc.); its declared pins are ancient, so no deps.
+  pip install --no-deps "stable-diffusion-sdkit==2.1.5"
+  "$VENV/bin/python" -c "import torch, gradio, insightface, dlib, ldm, diffusers, peft" \
+    || { echo "test environment is incomplete"; exit 1; }
+  echo "$want" > "$STAMP"
+fi
+
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 DIFFUSERS_OFFLINE=1
+exec "$VENV/bin/python" -m pytest "$@"
