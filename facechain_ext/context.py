@@ -1,0 +1,59 @@
+"""The one object that owns FaceChain's long-lived services for a process (host session, CLI run or test).
+
+The host glue creates one in `register()` and hands it to callbacks, routes and the tab; nothing is stored in
+module globals. Every service is created lazily on first use, so building a context costs nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from typing import TYPE_CHECKING, Optional
+
+from .config import Settings
+
+if TYPE_CHECKING:  # imported lazily at runtime: faces pulls numpy/cv2/onnxruntime
+    from .faces.analyzer import FaceAnalyzer
+    from .identities import IdentityStore
+    from .jobs import JobQueue
+    from .styles import StyleLibrary
+
+
+class FaceChainContext:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._analyzers: dict[str, "FaceAnalyzer"] = {}
+
+    def analyzer(self, backend: Optional[str] = None) -> "FaceAnalyzer":
+        """The face analyzer for `backend` (default: the configured one), loaded once and shared."""
+        from .faces import create_analyzer, resolve_backend
+
+        name = resolve_backend(self.settings, backend or self.settings.face_backend)
+        with self._lock:
+            if name not in self._analyzers:
+                self._analyzers[name] = create_analyzer(self.settings, name)
+            return self._analyzers[name]
+
+    def reset_analyzers(self) -> None:
+        """Forget loaded face models (settings changed, or the user asked to free memory)."""
+        with self._lock:
+            self._analyzers.clear()
+
+    @cached_property
+    def identities(self) -> "IdentityStore":
+        from .identities import IdentityStore
+
+        return IdentityStore(self.settings.identities_dir)
+
+    @cached_property
+    def styles(self) -> "StyleLibrary":
+        from .styles import StyleLibrary
+
+        return StyleLibrary(self.settings.styles_dirs)
+
+    @cached_property
+    def jobs(self) -> "JobQueue":
+        from .jobs import JobQueue
+
+        return JobQueue()
