@@ -17,10 +17,13 @@ HTTP_STATUS: dict[str, int] = {
     "multiple_faces": 422,
     "no_usable_photos": 422,
     "unsupported_model": 422,
+    "unsupported_host": 501,
     "not_found": 404,
     "identity_not_found": 404,
+    "identity_broken": 409,
     "job_not_found": 404,
     "style_not_found": 404,
+    "invalid_style": 422,
     "name_taken": 409,
     "job_running": 409,
     "model_missing": 503,
@@ -28,6 +31,8 @@ HTTP_STATUS: dict[str, int] = {
     "backend_unavailable": 503,
     "host_unavailable": 503,
     "cancelled": 409,
+    "lora_unreadable": 422,
+    "training_failed": 500,
     "internal_error": 500,
 }
 

@@ -5,5 +5,6 @@ Everything else lives in `facechain_ext`.
 """
 
 from facechain_ext.webui import register
+from facechain_ext.webui.script import FaceChainScript  # the host registers Script subclasses found in this file
 
-register()
+FaceChainScript.bind_context(register().ctx)  # the accordion shares the extension's context (models load once)

@@ -46,3 +46,16 @@ def edge_table(data_dir: Path) -> list[dict]:
     for row in rows:
         row["file"] = str(data_dir / row["path"])
     return rows
+
+
+@pytest.fixture
+def fake_host(tmp_path: Path):
+    """A freshly started stand-in host (tests/fakehost) with its data folder under tmp_path.
+
+    Call `fake_host.reset_host(data_dir, argv=[...])` again inside a test for other flags (e.g. "--api").
+    """
+    import fakehost
+
+    fakehost.reset_host(tmp_path / "webui")
+    yield fakehost
+    fakehost.reset_host()

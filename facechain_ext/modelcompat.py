@@ -1,0 +1,62 @@
+"""Pydantic v1/v2 compatibility for our request and file models.
+
+A1111 ships fastapi 0.94 with pydantic 1, Forge ships pydantic 2 (HOST_CONTRACT.md §7). Our models only use features
+both versions share (plain fields, `Field(ge=, le=)`, nested models, `class Config: extra = "forbid"`); these helpers
+hide the few method names that differ, and turn a `ValidationError` into a `FaceChainError` that names each bad field.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+import pydantic
+
+from .errors import FaceChainError
+
+PYDANTIC_V2 = int(pydantic.VERSION.split(".")[0]) >= 2
+
+ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
+
+
+def validation_problems(exc: pydantic.ValidationError) -> list[str]:
+    """`field.path: reason` for every problem pydantic found (same shape on v1 and v2)."""
+    problems = []
+    for item in exc.errors():
+        where = ".".join(str(part) for part in item.get("loc", ())) or "(root)"
+        problems.append(f"{where}: {item.get('msg', 'invalid value')}")
+    return problems
+
+
+def parse_model(model: type[ModelT], data: Any, *, what: str, code: str = "invalid_request") -> ModelT:
+    """Validate `data` (a dict or a JSON string) into `model`, or raise FaceChainError(code) naming `what` and the fields."""
+    if isinstance(data, model):
+        return data
+    if isinstance(data, (str, bytes)):
+        try:
+            data = json.loads(data)
+        except ValueError as exc:
+            raise FaceChainError(code, f"{what}: not valid JSON ({exc}).", input=what) from exc
+    if not isinstance(data, dict):
+        raise FaceChainError(code, f"{what}: expected an object, got {type(data).__name__}.", input=what)
+    try:
+        return model.model_validate(data) if PYDANTIC_V2 else model.parse_obj(data)  # type: ignore[attr-defined]
+    except pydantic.ValidationError as exc:
+        problems = validation_problems(exc)
+        raise FaceChainError(code, f"{what}: " + "; ".join(problems), input=what, problems=problems) from exc
+
+
+def dump_model(instance: pydantic.BaseModel, *, exclude_none: bool = False) -> dict[str, Any]:
+    if PYDANTIC_V2:
+        return instance.model_dump(exclude_none=exclude_none)  # type: ignore[attr-defined]
+    return instance.dict(exclude_none=exclude_none)
+
+
+def json_schema(model: type[pydantic.BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema() if PYDANTIC_V2 else model.schema()  # type: ignore[attr-defined]
+
+
+def copy_model(instance: ModelT, **changes: Any) -> ModelT:
+    if PYDANTIC_V2:
+        return instance.model_copy(update=changes)  # type: ignore[attr-defined]
+    return instance.copy(update=changes)

@@ -1,0 +1,181 @@
+"""One portrait job, host-independent: resolve identity/LoRA/style, fuse and score each image, rank the results.
+
+The host glue (the Script, our routes) calls these in the host's hook order; tests call them directly. Heavy
+modules (fusion, ranking, face models) are imported inside the functions, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+from .errors import FaceChainError
+from .generation import DEFAULT_LORA_WEIGHT, FaceChainArgs, FaceChainJob, ImageRecord, plan_prompts
+from .styles import Style, style_lora_path
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from .context import FaceChainContext
+    from .ranking import ImageScore, RankingOptions
+
+
+def newest_lora(loras: list[dict]) -> Optional[dict]:
+    """The identity's most recently created LoRA record (None when it has none)."""
+    return max(loras, key=lambda record: str(record.get("created", ""))) if loras else None
+
+
+def lora_prompt_name(record: dict) -> str:
+    return str(record.get("name") or Path(str(record["path"])).stem)
+
+
+def _choose_lora(args: FaceChainArgs, identity: Any) -> tuple[Optional[str], float]:
+    records = list(getattr(identity, "loras", []) or [])
+    if args.lora:
+        match = next((r for r in records if lora_prompt_name(r).lower() == args.lora.lower()), None)
+        preferred = float(match.get("weight") or DEFAULT_LORA_WEIGHT) if match else DEFAULT_LORA_WEIGHT
+        return args.lora, args.lora_weight if args.lora_weight is not None else preferred
+    record = newest_lora(records)
+    if record is None:
+        return None, 0.0
+    preferred = float(record.get("weight") or DEFAULT_LORA_WEIGHT)
+    return lora_prompt_name(record), args.lora_weight if args.lora_weight is not None else preferred
+
+
+def _style_lora_available(ctx: "FaceChainContext", style: Optional[Style]) -> bool:
+    path = style_lora_path(style, ctx.settings.lora_dir) if style is not None else None
+    return path is not None and path.is_file()
+
+
+def create_job(ctx: "FaceChainContext", args: FaceChainArgs) -> FaceChainJob:
+    """Resolve everything a job needs up front; FaceChainError (404 identity/style) before any image is made."""
+    if not args.enabled or not args.identity:
+        raise FaceChainError("invalid_request", "FaceChain is not enabled or no identity was chosen.")
+    identity = ctx.identities.get(args.identity)
+    style = ctx.styles.get(args.style) if args.style else None
+    lora_name, weight = _choose_lora(args, identity)
+    available = _style_lora_available(ctx, style)
+    plan = plan_prompts(
+        activation=str(identity.activation_text), lora_name=lora_name, lora_weight=weight, style=style,
+        style_lora_available=available,
+    )
+    job = FaceChainJob(args=args, plan=plan, lora_name=lora_name, style_id=style.id if style else None)
+    best = getattr(identity, "best_photo_path", None)
+    job.reference_photo = str(best) if best else None
+    if lora_name is None:
+        job.comment(f"FaceChain: identity {identity.name!r} has no trained LoRA yet; using its trigger and phrase only.")
+    if style is not None and style.style_lora is not None and not available:
+        job.comment(
+            f"FaceChain: the LoRA of style {style.id!r} ({style.style_lora.local_file}) is not in the Lora folder; "
+            "the style is applied without it."
+        )
+    return job
+
+
+class JobRuntime:
+    """Loaded things one job reuses for every image (face analyzer, reference photo, embedding, fusion backend).
+
+    Kept next to the job on `p`, created on the first image, dropped with `p`.
+    """
+
+    def __init__(self, ctx: "FaceChainContext", job: FaceChainJob) -> None:
+        self.ctx = ctx
+        self.job = job
+        self.analyzer = ctx.analyzer()
+        self._reference: Optional[tuple["Image.Image", Any]] = None
+        self._embedding: Any = None
+        self._fusion_backend: Any = None
+
+    def reference(self) -> tuple["Image.Image", Any]:
+        """The identity's best photo and its face, loaded once."""
+        if self._reference is None:
+            from .fusion import reference_face_of
+            from .imaging import load_image
+
+            if not self.job.reference_photo:
+                raise FaceChainError("model_missing", f"Identity {self.job.args.identity!r} has no best photo to fuse from.")
+            image = load_image(self.job.reference_photo, name=Path(self.job.reference_photo).name)
+            self._reference = (image, reference_face_of(image, self.analyzer, name=Path(self.job.reference_photo).name))
+        return self._reference
+
+    def embedding(self) -> Any:
+        if self._embedding is None:
+            self._embedding = self.ctx.identities.reference_embedding(str(self.job.args.identity), self.analyzer)
+        return self._embedding
+
+    def fusion_backend(self) -> Any:
+        if self._fusion_backend is None:
+            from .fusion import create_fusion_backend
+
+            self._fusion_backend = create_fusion_backend(self.ctx.settings, self.analyzer, "auto")
+        return self._fusion_backend
+
+
+def ranking_options(args: FaceChainArgs) -> "RankingOptions":
+    from .ranking import RankingOptions
+
+    return RankingOptions(top_k=args.ranking.top_k, min_score=args.ranking.min_score, drop_no_face=args.ranking.drop_no_face)
+
+
+def process_image(runtime: JobRuntime, image: "Image.Image", record: ImageRecord) -> "Image.Image":
+    """Fuse (when enabled) and score one generated image; fills `record`, returns the image to keep.
+
+    One detection serves both steps: fusion keeps the face where it was, so the fused face is re-embedded at the
+    same landmarks. An image without a face is returned unchanged with score None and a job comment.
+    """
+    from .ranking import score_images
+
+    args = runtime.job.args
+    faces = runtime.analyzer.detect(image, embed=False)
+    record.face_count = len(faces)
+    result_image = image
+    if not faces:
+        record.fusion_note = record.score_note = "no_face"
+        runtime.job.comment(
+            "FaceChain: some images have no detectable face; they are left as generated (not fused, similarity none)."
+        )
+        return image
+    if args.fusion.enabled:
+        result_image = _fuse(runtime, image, faces[0], record)
+    fresh = [dataclasses.replace(face, embedding=None) for face in faces]
+    score = score_images([result_image], runtime.embedding(), runtime.analyzer, ranking_options(args), faces=[fresh])[0]
+    record.score = score.score
+    record.score_note = score.reason
+    return result_image
+
+
+def _fuse(runtime: JobRuntime, image: "Image.Image", face: Any, record: ImageRecord) -> "Image.Image":
+    from .fusion import fuse_face
+
+    reference, reference_face = runtime.reference()
+    result = fuse_face(
+        image, reference, runtime.analyzer, strength=runtime.job.args.fusion.strength, target_face=face,
+        reference_face=reference_face, backend=runtime.fusion_backend(),
+    )
+    record.fused = bool(result.applied)
+    record.fusion_note = None if result.applied else result.reason
+    return result.image if result.applied else image
+
+
+def record_scores(records: list[ImageRecord]) -> list["ImageScore"]:
+    from .ranking import ImageScore
+
+    return [ImageScore(index=i, score=r.score, face_count=r.face_count or 0, reason=r.score_note) for i, r in enumerate(records)]
+
+
+def rank_records(job: FaceChainJob) -> list[int]:
+    """Positions (generation order) of the images to return, best first, and a comment on what was left out."""
+    from .ranking import rank
+
+    scores = record_scores(job.records)
+    order = rank(scores, ranking_options(job.args))
+    left_out: dict[str, int] = {}
+    for score in scores:
+        if score.index not in order:
+            reason = score.reason or "top_k"
+            left_out[reason] = left_out.get(reason, 0) + 1
+    if left_out:
+        detail = ", ".join(f"{count} {reason.replace('_', ' ')}" for reason, count in sorted(left_out.items()))
+        job.comment(f"FaceChain ranking kept {len(order)} of {len(scores)} images (left out: {detail}).")
+    return order

@@ -1,0 +1,251 @@
+"""Request and response models shared by the routes, the tab and the CLI.
+
+They must work on pydantic 1 (A1111: fastapi 0.94) and pydantic 2 (Forge): plain fields with defaults only — no
+validators, no `Field(min_items/min_length)`, no `model_config`. Value checks that need a message for the user
+are done by the service code and raise FaceChainError. Use `to_dict(model)` instead of `.dict()`/`.model_dump()`.
+Other teams append their models at the end of this file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+def to_dict(model: BaseModel) -> dict[str, Any]:
+    dump = getattr(model, "model_dump", None)  # pydantic 2
+    return dump() if dump is not None else model.dict()
+
+
+# ---- errors (documented shape of every error body) ----
+class ErrorDetail(BaseModel):
+    code: str = Field(..., description="stable machine-readable code, e.g. no_face, name_taken")
+    message: str = Field(..., description="what happened to which input, and how to fix it")
+    context: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorResponse(BaseModel):
+    detail: ErrorDetail
+
+
+# ---- version / models ----
+class VersionResponse(BaseModel):
+    version: str
+    api: str = "v1"
+    host: str = Field(..., description="a1111 | forge")
+    face_backend: str = Field(..., description="configured backend (auto | insightface | dlib)")
+    backends: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per backend: available, reason, path")
+
+
+class ModelFileInfo(BaseModel):
+    name: str
+    present: bool
+    size: int | None = None
+    sha256: str | None = None
+
+
+class ModelInfo(BaseModel):
+    name: str
+    kind: str
+    description: str = ""
+    present: bool
+    path: str
+    size: int = 0
+    licence: str
+    sources: list[dict[str, Any]] = Field(default_factory=list)
+    files: list[ModelFileInfo] = Field(default_factory=list)
+    required_for: str = ""
+    hint: str | None = None
+
+
+class ModelsResponse(BaseModel):
+    models: list[ModelInfo]
+
+
+# ---- faces ----
+class DetectRequest(BaseModel):
+    image: str = Field(..., description="base64 image (a data: URL is accepted)")
+    backend: str | None = Field(None, description="auto | insightface | dlib (default: the configured one)")
+
+
+class FaceInfo(BaseModel):
+    bbox: list[float] = Field(..., description="x1, y1, x2, y2 in pixels of the upright image")
+    score: float
+    kps: list[list[float]] = Field(..., description="5 points: left eye, right eye, nose, mouth left, mouth right")
+    gender: str | None = None
+    age: float | None = None
+
+
+class DetectResponse(BaseModel):
+    faces: list[FaceInfo]
+    backend: str
+
+
+class ReferenceImages(BaseModel):
+    images: list[str] = Field(..., description="base64 photos of the reference person (their mean embedding is used)")
+
+
+class SimilarityRequest(BaseModel):
+    reference: ReferenceImages
+    candidates: list[str] = Field(..., description="base64 images to score against the reference")
+    top_k: int | None = Field(None, description="return only the best K indices in `order`")
+    backend: str | None = None
+
+
+class SimilarityResponse(BaseModel):
+    scores: list[float | None] = Field(..., description="cosine similarity per candidate, in request order; null = no face")
+    order: list[int] = Field(..., description="candidate indices with a face, best first (top_k of them when given)")
+    backend: str
+    threshold: float = Field(..., description="the backend's calibrated same-person threshold")
+
+
+# ---- identities ----
+class IdentityCreateRequest(BaseModel):
+    name: str = Field(..., description="^[A-Za-z0-9_-]{1,64}$")
+    images: list[str] = Field(..., description="base64 photos of one person")
+    overwrite: bool = False
+    phrase: str | None = Field(None, description="caption phrase; default from the detected gender/age")
+    backend: str | None = None
+
+
+class IdentityListResponse(BaseModel):
+    identities: list[dict[str, Any]]
+
+
+# ---- training (engineer D2: POST /train, GET /jobs/{id}, GET /loras; issue 3 §3) ------------------------------------
+class TrainRequestModel(BaseModel):
+    """Body of POST /facechain/v1/train. Unset options take the preset's value (see facechain_ext.lora.config)."""
+
+    identity: str = Field(..., description="Name of a prepared FaceChain identity")
+    lora_name: str | None = Field(None, description="File/prompt name of the LoRA (default: the identity name)")
+    preset: str = Field("fast", description="Training preset: fast | quality")
+    steps: int | None = Field(None, ge=1, le=20000)
+    rank: int | None = Field(None, ge=1, le=1024)
+    alpha: float | None = Field(None, gt=0)
+    learning_rate: float | None = Field(None, gt=0, lt=1)
+    resolution: int | None = Field(None, ge=64, le=2048)
+    seed: int | None = None
+    snapshot_every: int | None = Field(None, ge=0, description="Keep LoRA weights every N steps for best-checkpoint selection")
+    overwrite: bool = False
+    validation_images: int = Field(2, ge=0, le=8, description="Validation portraits per snapshot (0: keep the last)")
+    average_top_k: int = Field(1, ge=1, le=10, description="Save the average of the K best snapshots (1: the best one)")
+
+    class Config:
+        extra = "forbid"
+
+
+class TrainAcceptedModel(BaseModel):
+    job_id: str
+    status: str
+    host_task_id: str | None = None
+
+
+class JobModel(BaseModel):
+    """A FaceChain job record (GET /facechain/v1/jobs/{id})."""
+
+    id: str
+    kind: str
+    status: str = Field(..., description="queued | running | done | failed | cancelled")
+    progress: float = Field(..., ge=0, le=1)
+    eta_s: float | None = None
+    textinfo: str = ""
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+class LoraModel(BaseModel):
+    name: str
+    identity: str | None = None
+    path: str
+    sha256: str
+    prompt: str
+    weight: float = 0.9
+    rank: int | None = None
+    base_model: str | None = None
+    preview: str | None = None
+
+
+class LoraListModel(BaseModel):
+    loras: list[LoraModel]
+
+
+# ---- generation (E2): /facechain/v1/txt2img, /face/fuse ----
+from .generation import FaceChainArgs  # noqa: E402 - appended section; generation has no heavy imports
+
+
+class FaceChainTxt2ImgRequest(BaseModel):
+    """The host's /sdapi/v1/txt2img fields (same names and meaning) plus `facechain`.
+
+    Unset sampler/steps/cfg_scale/width/height come from the style's recommendation, then the host defaults.
+    Fields of the host request that FaceChain does not use (script_name, alwayson_scripts, ...) are ignored.
+    """
+
+    prompt: str = ""
+    negative_prompt: str = ""
+    styles: list[str] | None = Field(None, description="host prompt styles (not FaceChain styles)")
+    seed: int = -1
+    subseed: int = -1
+    subseed_strength: float = Field(0.0, ge=0.0, le=1.0)
+    seed_resize_from_h: int = -1
+    seed_resize_from_w: int = -1
+    sampler_name: str | None = None
+    scheduler: str | None = None
+    batch_size: int = Field(1, ge=1, le=16)
+    n_iter: int = Field(1, ge=1, le=32)
+    steps: int | None = Field(None, ge=1, le=150)
+    cfg_scale: float | None = Field(None, ge=1.0, le=30.0)
+    width: int | None = Field(None, ge=64, le=2048, description="multiple of 8")
+    height: int | None = Field(None, ge=64, le=2048, description="multiple of 8")
+    restore_faces: bool | None = None
+    tiling: bool | None = None
+    do_not_save_grid: bool = True
+    eta: float | None = None
+    override_settings: dict[str, Any] | None = None
+    override_settings_restore_afterwards: bool = True
+    enable_hr: bool = False
+    denoising_strength: float | None = Field(None, ge=0.0, le=1.0)
+    hr_scale: float = Field(2.0, ge=1.0, le=4.0)
+    hr_upscaler: str | None = None
+    hr_second_pass_steps: int = Field(0, ge=0, le=150)
+    hr_resize_x: int = 0
+    hr_resize_y: int = 0
+    hr_sampler_name: str | None = None
+    hr_prompt: str = ""
+    hr_negative_prompt: str = ""
+    send_images: bool = True
+    save_images: bool = False
+    facechain: FaceChainArgs = Field(..., description="identity, lora_weight, style, fusion, ranking (GET /facechain/v1/schema)")
+
+
+class FaceChainTxt2ImgResponse(BaseModel):
+    images: list[str] = Field(..., description="base64 PNGs, best similarity first when ranking is on")
+    parameters: dict[str, Any]
+    info: str = Field(..., description="the host's Processed.js() JSON; infotexts follow the returned order")
+    scores: list[float | None] = Field(..., description="similarity per returned image; null = no face found")
+    order: list[int] = Field(..., description="generation position of each returned image")
+    comments: str = ""
+
+
+class FuseReference(BaseModel):
+    identity: str | None = Field(None, description="an identity: its best photo and reference embedding")
+    images: list[str] | None = Field(None, description="base64 photos of the person: the first is fused in")
+
+
+class FuseRequest(BaseModel):
+    target: str = Field(..., description="base64 image whose largest face is fused toward the reference")
+    reference: FuseReference
+    strength: float = Field(0.7, ge=0.0, le=1.0)
+
+
+class FuseResponse(BaseModel):
+    image: str
+    similarity_before: float
+    similarity_after: float
+    applied: bool
+    backend: str | None = None
+
+
+class StylesResponse(BaseModel):
+    styles: list[dict[str, Any]]
+    errors: dict[str, str] = Field(default_factory=dict, description="style file -> why it was skipped")

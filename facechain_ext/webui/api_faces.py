@@ -1,0 +1,162 @@
+"""/facechain/v1 routes for face analysis, models and identities (issue 2 §5).
+
+Face analysis does not take the host's queue_lock: the analyzers are thread-safe and small, and a photo check
+must not wait behind a long training job. Handlers are plain functions (FastAPI runs them in its thread pool).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from .. import __version__
+from ..context import FaceChainContext
+from ..errors import FaceChainError
+from ..schemas import (
+    DetectRequest,
+    DetectResponse,
+    ErrorResponse,
+    IdentityCreateRequest,
+    IdentityListResponse,
+    ModelsResponse,
+    SimilarityRequest,
+    SimilarityResponse,
+    VersionResponse,
+)
+from .api_common import ApiAuth, facechain_route, jsonable, make_router
+
+MAX_IMAGES = 64  # per request list; more is almost certainly a client bug, and each image costs a detection
+ERRORS = {code: {"model": ErrorResponse} for code in (401, 404, 409, 413, 422, 500, 503)}
+
+
+def add_routes(app: FastAPI, ctx: FaceChainContext, auth: ApiAuth) -> None:
+    routes = FaceRoutes(ctx)
+    router = make_router(auth)
+    add = router.add_api_route
+    add("/version", facechain_route(routes.version), methods=["GET"], response_model=VersionResponse, responses=ERRORS)
+    add("/models", facechain_route(routes.models), methods=["GET"], response_model=ModelsResponse, responses=ERRORS)
+    add("/face/detect", facechain_route(routes.detect), methods=["POST"], response_model=DetectResponse, responses=ERRORS)
+    add("/face/similarity", facechain_route(routes.similarity), methods=["POST"], response_model=SimilarityResponse,
+        responses=ERRORS)
+    add("/identities", facechain_route(routes.create_identity), methods=["POST"], status_code=201, responses=ERRORS)
+    add("/identities", facechain_route(routes.list_identities), methods=["GET"], response_model=IdentityListResponse,
+        responses=ERRORS)
+    add("/identities/{name}", facechain_route(routes.get_identity), methods=["GET"], responses=ERRORS)
+    add("/identities/{name}", facechain_route(routes.delete_identity), methods=["DELETE"], responses=ERRORS)
+    app.include_router(router)
+
+
+def _check_count(images: list[str], field: str, minimum: int = 1) -> None:
+    if len(images) < minimum:
+        raise FaceChainError("invalid_request", f"{field}: give at least {minimum} image(s).", field=field)
+    if len(images) > MAX_IMAGES:
+        raise FaceChainError("invalid_request", f"{field}: at most {MAX_IMAGES} images per request.", field=field)
+
+
+def _raw_bytes(data: str) -> bytes:
+    """base64 (or data: URL) -> bytes; undecodable text is passed on so the photo gets its own unreadable_image."""
+    payload = data.split(",", 1)[1] if data.startswith("data:") and "," in data else data
+    try:
+        return base64.b64decode(payload, validate=False)
+    except (binascii.Error, ValueError):
+        return payload.encode("utf-8", "replace")
+
+
+class FaceRoutes:
+    """The route handlers, bound to one FaceChainContext."""
+
+    def __init__(self, ctx: FaceChainContext) -> None:
+        self.ctx = ctx
+
+    def version(self) -> dict[str, Any]:
+        from ..faces import backend_status
+        from .host import is_forge
+
+        settings = self.ctx.settings
+        return {
+            "version": __version__,
+            "api": "v1",
+            "host": "forge" if is_forge() else "a1111",
+            "face_backend": settings.face_backend,
+            "backends": backend_status(settings),
+        }
+
+    def models(self) -> dict[str, Any]:
+        from ..models import model_status
+
+        return {"models": model_status(self.ctx.settings)}
+
+    def detect(self, req: DetectRequest) -> dict[str, Any]:
+        from ..imaging import decode_base64_image
+
+        analyzer = self.ctx.analyzer(req.backend)
+        image = decode_base64_image(req.image, "image")
+        faces = analyzer.detect(image, embed=False)
+        return {"faces": [face.to_dict() for face in faces], "backend": analyzer.name}
+
+    def similarity(self, req: SimilarityRequest) -> dict[str, Any]:
+        from ..faces.similarity import cosine_similarity, mean_embedding
+
+        _check_count(req.reference.images, "reference.images")
+        _check_count(req.candidates, "candidates")
+        if req.top_k is not None and req.top_k < 1:
+            raise FaceChainError("invalid_request", "top_k: must be at least 1 (or omitted).", field="top_k")
+        analyzer = self.ctx.analyzer(req.backend)
+        references = [self._reference_embedding(analyzer, data, f"reference.images[{i}]")
+                      for i, data in enumerate(req.reference.images)]
+        reference = mean_embedding(references)
+        scores: list[float | None] = []
+        for i, data in enumerate(req.candidates):
+            embedding = self._largest_face_embedding(analyzer, data, f"candidates[{i}]")
+            scores.append(None if embedding is None else round(cosine_similarity(reference, embedding), 6))
+        order = sorted((i for i, s in enumerate(scores) if s is not None), key=lambda i: scores[i], reverse=True)
+        if req.top_k is not None:
+            order = order[: req.top_k]
+        return {"scores": scores, "order": order, "backend": analyzer.name, "threshold": analyzer.threshold}
+
+    @staticmethod
+    def _largest_face_embedding(analyzer: Any, data: str, name: str) -> Any:
+        from ..imaging import decode_base64_image
+
+        faces = analyzer.detect(decode_base64_image(data, name), embed=True)
+        return faces[0].embedding if faces else None
+
+    def _reference_embedding(self, analyzer: Any, data: str, name: str) -> Any:
+        """A reference photo must show a face (upright search included: these are the user's own photos)."""
+        from ..imaging import decode_base64_image
+
+        upright = analyzer.detect_upright(decode_base64_image(data, name), embed=True)
+        if not upright.faces or upright.faces[0].embedding is None:
+            raise FaceChainError("no_face", f"{name}: no face found in this reference photo.", path=name)
+        return upright.faces[0].embedding
+
+    def create_identity(self, req: IdentityCreateRequest) -> JSONResponse:
+        from ..prep import PrepOptions, prepare_photos
+
+        _check_count(req.images, "images")
+        store = self.ctx.identities
+        if not req.overwrite and store.exists(req.name):  # also rejects an invalid name, before any photo work
+            raise FaceChainError("name_taken", f"An identity named {req.name!r} already exists; pass overwrite=true "
+                                 "to replace it.", name=req.name)
+        analyzer = self.ctx.analyzer(req.backend)
+        photos = [(f"images[{i}]", _raw_bytes(data)) for i, data in enumerate(req.images)]
+        report = prepare_photos(photos, analyzer, PrepOptions(phrase=req.phrase or None))
+        identity = store.create(req.name, report, overwrite=req.overwrite)
+        # the stored report: crop paths relative to the identity folder
+        body = {"name": identity.name, **store.report(identity.name), "identity": identity.to_dict()}
+        return JSONResponse(status_code=201, content=jsonable(body))
+
+    def list_identities(self) -> dict[str, Any]:
+        return {"identities": [jsonable(identity.to_dict()) for identity in self.ctx.identities.list()]}
+
+    def get_identity(self, name: str) -> dict[str, Any]:
+        return jsonable(self.ctx.identities.get(name).to_dict())
+
+    def delete_identity(self, name: str) -> dict[str, Any]:
+        self.ctx.identities.delete(name)
+        return {"deleted": name}
+

@@ -1,0 +1,134 @@
+"""Generating portraits through the host (HOST_CONTRACT.md §4, §6): `modules.processing` with the host's checkpoint,
+sampler and Lora extension, the FaceChain Script as the only always-on script, the host's queue lock, `shared.state`
+and task registry, so /sdapi/v1/progress and /sdapi/v1/interrupt apply to our jobs exactly as to the host's.
+
+Callers that already run inside the host's GPU wrapper (a tab button wrapped by `call_queue.wrap_gradio_gpu_call`)
+pass `take_lock=False`: the queue lock is not re-entrant.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Optional
+
+from ..context import FaceChainContext
+from ..generation import FaceChainArgs, args_to_dict, get_job
+from ..portraits import create_job
+
+# txt2img fields (host names) FaceChain passes on to StableDiffusionProcessingTxt2Img unchanged
+PROCESSING_FIELDS = (
+    "prompt", "negative_prompt", "styles", "seed", "subseed", "subseed_strength", "seed_resize_from_h",
+    "seed_resize_from_w", "sampler_name", "scheduler", "batch_size", "n_iter", "steps", "cfg_scale", "width", "height",
+    "restore_faces", "tiling", "do_not_save_samples", "do_not_save_grid", "eta", "denoising_strength",
+    "override_settings", "override_settings_restore_afterwards", "enable_hr", "hr_scale", "hr_upscaler",
+    "hr_second_pass_steps", "hr_resize_x", "hr_resize_y", "hr_sampler_name", "hr_scheduler", "hr_prompt",
+    "hr_negative_prompt",
+)
+
+
+@dataclass
+class GenerationOutcome:
+    """Images of one job as returned (ranked), with their infotexts, scores and generation positions."""
+
+    images: list[Any]
+    infotexts: list[str]
+    scores: list[Optional[float]]
+    order: list[int]  # generation position of each returned image
+    seeds: list[int] = field(default_factory=list)
+    comments: str = ""
+    js: str = "{}"
+
+
+def facechain_runner(ctx: FaceChainContext) -> tuple[Any, Any]:
+    """A host ScriptRunner holding only a fresh FaceChain script, which reads its ONE dict argument at index 0."""
+    from modules import scripts
+
+    from .script import FaceChainScript
+
+    script = FaceChainScript(ctx)
+    script.filename = __file__
+    script.name = "facechain"
+    script.args_from, script.args_to = 0, 1
+    script.alwayson = True
+    runner = scripts.ScriptRunner()
+    runner.scripts = [script]
+    runner.alwayson_scripts = [script]
+    runner.selectable_scripts = []
+    return runner, script
+
+
+def make_txt2img(fields: dict[str, Any], args: FaceChainArgs, ctx: FaceChainContext) -> Any:
+    from modules import processing, shared
+
+    kwargs = {name: fields[name] for name in PROCESSING_FIELDS if fields.get(name) is not None}
+    opts = shared.opts
+    p = processing.StableDiffusionProcessingTxt2Img(
+        sd_model=shared.sd_model,
+        outpath_samples=getattr(opts, "outdir_samples", "") or getattr(opts, "outdir_txt2img_samples", None),
+        outpath_grids=getattr(opts, "outdir_grids", "") or getattr(opts, "outdir_txt2img_grids", None),
+        **kwargs,
+    )
+    runner, _ = facechain_runner(ctx)
+    p.scripts = runner
+    p.script_args = [args_to_dict(args)]
+    return p
+
+
+@contextlib.contextmanager
+def host_job(job_name: str, task_id: Optional[str], take_lock: bool) -> Iterator[None]:
+    """Queue lock + shared.state + task registry, exactly as the host's own txt2img API does."""
+    from modules import call_queue, progress, shared
+
+    if task_id:
+        progress.add_task_to_queue(task_id)
+    lock = call_queue.queue_lock if take_lock else contextlib.nullcontext()
+    with lock:
+        if take_lock:
+            shared.state.begin(job=job_name)
+        progress.start_task(task_id)
+        try:
+            yield
+        finally:
+            progress.finish_task(task_id)
+            if take_lock:
+                shared.state.end()
+
+
+def _process_images(p: Any) -> Any:
+    from modules import processing
+
+    if importlib.util.find_spec("modules_forge") is not None:  # Forge runs generation on its main thread
+        from modules_forge import main_thread
+
+        return main_thread.run_and_wait_result(processing.process_images, p)
+    return processing.process_images(p)
+
+
+def run_processing(p: Any) -> GenerationOutcome:
+    """Run a prepared processing object (with the FaceChain runner) and collect the ranked outcome."""
+    with contextlib.closing(p):
+        processed = _process_images(p)
+    job = get_job(p)
+    first = int(getattr(processed, "index_of_first_image", 0) or 0)
+    images = list(processed.images[first:])
+    infotexts = list(processed.infotexts[first:])
+    order = list(job.order) if job is not None and job.order is not None else list(range(len(images)))
+    records = job.records if job is not None else []
+    scores = [records[i].score if i < len(records) else None for i in order]
+    return GenerationOutcome(
+        images=images, infotexts=infotexts, scores=scores, order=order,
+        seeds=list(getattr(processed, "all_seeds", []) or []), comments=getattr(processed, "comments", "") or "",
+        js=processed.js(),
+    )
+
+
+def run_txt2img(
+    ctx: FaceChainContext, fields: dict[str, Any], args: FaceChainArgs, *, task_id: Optional[str] = None, take_lock: bool = True
+) -> GenerationOutcome:
+    """One FaceChain txt2img job. Identity/style problems raise FaceChainError before anything is queued."""
+    create_job(ctx, args)  # resolves identity, LoRA and style now: 404s never wait behind the queue
+    p = make_txt2img(fields, args, ctx)
+    with host_job("facechain_txt2img", task_id, take_lock):
+        return run_processing(p)

@@ -1,0 +1,221 @@
+"""The FaceChain accordion under txt2img/img2img: an AlwaysVisible Script (HOST_CONTRACT.md §3).
+
+Hook use, in the host's order: `process` starts a fresh job on `p` (replacing anything a copied or failed earlier
+`p` carried), `before_process_batch` adds LoRA/trigger/style to the batch's prompts, `postprocess_image` fuses and
+scores each image, `postprocess` ranks the whole job. Per-job state lives on `p` (`generation.get_job`), never on
+this object: the host keeps one Script instance per tab for the whole session and the API shares it.
+
+Arguments: `ui()` returns the controls in ARG_NAMES order; every hook accepts either those positional values or ONE
+dict (the robust `alwayson_scripts` form: `"facechain": {"args": [{"identity": "alice", "style": "wedding"}]}`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, ClassVar, Optional
+
+from modules import scripts
+
+from ..context import FaceChainContext
+from ..errors import FaceChainError
+from ..generation import (
+    JOB_ATTR,
+    KEY_FUSION,
+    KEY_LORA,
+    KEY_SIMILARITY,
+    FaceChainArgs,
+    FaceChainJob,
+    args_from_script_args,
+    args_to_infotext,
+    attach_job,
+    build_negative,
+    build_prompt,
+    detach_job,
+    fusion_text,
+    get_job,
+    similarity_text,
+)
+from ..portraits import JobRuntime, create_job, process_image, rank_records
+from .script_ui import build_script_ui
+
+log = logging.getLogger("facechain")
+RUNTIME_ATTR = "_facechain_runtime"
+
+
+class FaceChainScript(scripts.Script):
+    # The context register() built; bound there and unbound on script unload. A fallback context is built from the
+    # host settings if a host ever instantiates the script without register() (then models load once per tab).
+    bound_context: ClassVar[Optional[FaceChainContext]] = None
+
+    def __init__(self, ctx: Optional[FaceChainContext] = None) -> None:
+        self._own_context = ctx  # given by our own routes / Generate view; the host passes nothing
+        self._fallback_context: Optional[FaceChainContext] = None
+
+    @classmethod
+    def bind_context(cls, ctx: Optional[FaceChainContext]) -> None:
+        cls.bound_context = ctx
+
+    def context(self) -> FaceChainContext:
+        if self._own_context is not None:
+            return self._own_context
+        if FaceChainScript.bound_context is not None:
+            return FaceChainScript.bound_context
+        if self._fallback_context is None:
+            from .host import read_settings
+
+            self._fallback_context = FaceChainContext(read_settings())
+        return self._fallback_context
+
+    def title(self) -> str:
+        return "FaceChain"
+
+    def show(self, is_img2img: bool) -> Any:
+        return scripts.AlwaysVisible
+
+    def ui(self, is_img2img: bool) -> list[Any]:
+        controls, self.infotext_fields, self.paste_field_names = build_script_ui(self, self.context())
+        return controls
+
+    # ---- hooks ------------------------------------------------------------------------------------------------
+    def process(self, p: Any, *script_args: Any) -> None:
+        detach_job(p)  # a copied `p` (X/Y/Z plot) or an earlier failed run must not leak its job into this one
+        if hasattr(p, RUNTIME_ATTR):
+            delattr(p, RUNTIME_ATTR)
+        try:
+            args = args_from_script_args(script_args)
+            if not args.enabled:
+                return
+            job = create_job(self.context(), args)
+        except FaceChainError as err:
+            _comment(p, f"FaceChain is off for this job: {err.message}")
+            return
+        attach_job(p, job)
+        for text in job.comments:
+            _comment(p, text)
+        _add_infotext(p, job)
+
+    def before_process_batch(self, p: Any, *script_args: Any, batch_number: int = 0, prompts: Optional[list] = None, **kwargs: Any) -> None:
+        job = get_job(p)
+        if job is None or batch_number in job.prompted_batches:
+            return
+        job.prompted_batches.add(batch_number)
+        batch = prompts if prompts is not None else p.prompts
+        batch[:] = [build_prompt(text, job.plan) for text in batch]  # in place: the host keeps using this list
+        negatives = getattr(p, "negative_prompts", None) or []
+        negatives[:] = [build_negative(text, job.plan) for text in negatives]
+        _write_back(p, batch_number, batch, negatives)
+
+    def postprocess_image(self, p: Any, pp: Any, *script_args: Any) -> None:
+        job = get_job(p)
+        if job is None:
+            return
+        index = int(getattr(p, "batch_index", 0) or 0)
+        record = job.add_record(_at(getattr(p, "seeds", None), index), _at(getattr(p, "subseeds", None), index))
+        try:
+            pp.image = process_image(self._runtime(p, job), pp.image, record)
+        except FaceChainError as err:
+            record.fusion_note = record.score_note = err.code
+            job.comment(f"FaceChain could not post-process some images: {err.message}")
+        except Exception as exc:  # noqa: BLE001 - a broken image must not lose the user's whole batch
+            log.exception("FaceChain: post-processing an image failed")
+            record.fusion_note = record.score_note = "internal_error"
+            job.comment(f"FaceChain could not post-process some images ({type(exc).__name__}: {exc}).")
+        for text in job.comments:
+            _comment(p, text)
+
+    def postprocess(self, p: Any, processed: Any, *script_args: Any) -> None:
+        job = get_job(p)
+        if job is None:
+            return
+        if job.args.ranking.enabled and not job.ranked:
+            reorder_processed(processed, job)
+        for text in job.comments:
+            _comment(p, text)
+            _processed_comment(processed, text)
+
+    def _runtime(self, p: Any, job: FaceChainJob) -> JobRuntime:
+        runtime = getattr(p, RUNTIME_ATTR, None)
+        if not isinstance(runtime, JobRuntime) or runtime.job is not job:
+            runtime = JobRuntime(self.context(), job)
+            setattr(p, RUNTIME_ATTR, runtime)
+        return runtime
+
+
+def _at(values: Optional[list], index: int) -> Optional[int]:
+    return values[index] if values is not None and 0 <= index < len(values) else None
+
+
+def _comment(p: Any, text: str) -> None:
+    if hasattr(p, "comment"):
+        p.comment(text)
+
+
+def _processed_comment(processed: Any, text: str) -> None:
+    current = getattr(processed, "comments", "") or ""
+    if text not in current:
+        processed.comments = f"{current}{text}\n"
+
+
+def _write_back(p: Any, batch_number: int, prompts: list, negatives: list) -> None:
+    """Mirror the batch's prompts into the job-wide lists the host reads for infotext and hires."""
+    size = int(getattr(p, "batch_size", len(prompts)) or len(prompts))
+    start = batch_number * size
+    for name, values in (("all_prompts", prompts), ("all_negative_prompts", negatives)):
+        target = getattr(p, name, None)
+        if isinstance(target, list) and len(target) >= start + len(values):
+            target[start : start + len(values)] = values
+    job = get_job(p)
+    hr = getattr(p, "all_hr_prompts", None)
+    if job is not None and isinstance(hr, list) and hr is not getattr(p, "all_prompts", None) and len(hr) >= start + len(prompts):
+        hr[start : start + len(prompts)] = [build_prompt(text, job.plan) for text in hr[start : start + len(prompts)]]
+
+
+def _record_lookup(job: FaceChainJob) -> Callable[..., Any]:
+    def lookup(index: int = 0, all_seeds: Optional[list] = None, all_subseeds: Optional[list] = None, **_: Any) -> Any:
+        seed = _at(all_seeds, index)
+        return job.find_record(seed, _at(all_subseeds, index)) if seed is not None else None
+
+    return lookup
+
+
+def _add_infotext(p: Any, job: FaceChainJob) -> None:
+    """Job-wide fields as values, per-image fields as callables the host evaluates for each image (A1111 >= 1.8)."""
+    params = p.extra_generation_params
+    params.update(args_to_infotext(job.args))
+    if job.lora_name and not job.args.lora:
+        params[KEY_LORA] = job.lora_name
+    lookup = _record_lookup(job)
+    strength = job.args.fusion.strength if job.args.fusion.enabled else None
+    params[KEY_FUSION] = lambda **kw: fusion_text(strength, lookup(**kw))
+    params[KEY_SIMILARITY] = lambda **kw: similarity_text(lookup(**kw))
+
+
+def reorder_processed(processed: Any, job: FaceChainJob) -> None:
+    """Apply the ranking to a Processed: images, infotexts, seeds, subseeds, prompts and negatives stay aligned."""
+    first = int(getattr(processed, "index_of_first_image", 0) or 0)
+    generated = processed.images[first:]
+    if len(generated) != len(job.records):
+        job.comment(f"FaceChain ranking skipped: {len(generated)} images returned but {len(job.records)} were scored.")
+        return
+    order = rank_records(job)
+    job.ranked = True
+    job.order = order
+    processed.images[:] = [generated[i] for i in order]  # grid (if any) dropped: it shows the old order
+    processed.index_of_first_image = 0
+    if len(processed.infotexts) == len(generated) + first:
+        processed.infotexts[:] = [processed.infotexts[first + i] for i in order]
+    for name in ("all_seeds", "all_subseeds", "all_prompts", "all_negative_prompts"):
+        values = getattr(processed, name, None)
+        if isinstance(values, list) and len(values) == len(generated):
+            values[:] = [values[i] for i in order]
+    if processed.infotexts:
+        processed.info = processed.infotexts[0]
+    if getattr(processed, "all_seeds", None):
+        processed.seed = processed.all_seeds[0]
+    if getattr(processed, "all_subseeds", None):
+        processed.subseed = processed.all_subseeds[0]
+    if first:
+        job.comment("FaceChain: the image grid was removed because ranking changed the order of the images.")
+
+
+__all__ = ["FaceChainScript", "JOB_ATTR", "RUNTIME_ATTR", "reorder_processed", "FaceChainArgs"]

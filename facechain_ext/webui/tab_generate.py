@@ -1,0 +1,246 @@
+"""The Generate view of the FaceChain tab: one identity, several styles, N portraits per style, ranked by similarity.
+
+Each selected style is one host txt2img job (`host_processing`), run inside the host's GPU wrapper
+(`call_queue.wrap_gradio_gpu_call`: queue lock, `shared.state`, task id from javascript/facechain_generate.js, so the
+host's progress bar and Interrupt button work). Images are saved like host outputs with their full infotext; the
+gallery shows all of them sorted by similarity with the score in the caption, and the selected image can be sent to
+img2img/inpaint with the host's own send-to buttons.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import gradio as gr
+
+from ..context import FaceChainContext
+from ..errors import FaceChainError
+from ..generation import args_to_dict, parse_args
+from ..prompts import format_number
+
+JS_SUBMIT = "facechain_generate_submit"
+FALLBACK_SAMPLERS = ["DPM++ 2M", "Euler a", "Euler", "DDIM"]
+
+
+@dataclass
+class GenerateOptions:
+    identity: Optional[str]
+    styles: list[str]
+    per_style: int = 4
+    width: int = 512
+    height: int = 512
+    steps: int = 30
+    cfg_scale: float = 7.0
+    sampler_name: str = "DPM++ 2M"
+    seed: int = -1
+    use_style_settings: bool = True
+    fusion_enabled: bool = True
+    fusion_strength: float = 0.7
+    ranking_enabled: bool = True
+    top_k: int = 0
+    min_score: float = 0.0
+    drop_no_face: bool = False
+    prompt: str = ""
+    negative_prompt: str = ""
+
+
+@dataclass
+class PortraitResult:
+    image: Any
+    infotext: str
+    score: Optional[float]
+    style: str
+    seed: Optional[int]
+
+
+def sampler_names() -> list[str]:
+    try:
+        from modules import sd_samplers
+    except ImportError:
+        return FALLBACK_SAMPLERS
+    visible = getattr(sd_samplers, "visible_samplers", None)
+    samplers = visible() if callable(visible) else getattr(sd_samplers, "samplers", [])
+    return [s.name for s in samplers] or FALLBACK_SAMPLERS
+
+
+def job_fields(options: GenerateOptions, style: Any) -> dict[str, Any]:
+    """txt2img fields for one style; the style's recommendations win when `use_style_settings`."""
+    fields: dict[str, Any] = {
+        "prompt": options.prompt, "negative_prompt": options.negative_prompt, "seed": int(options.seed),
+        "batch_size": int(options.per_style), "n_iter": 1, "steps": int(options.steps), "cfg_scale": float(options.cfg_scale),
+        "width": int(options.width), "height": int(options.height), "sampler_name": options.sampler_name,
+        "do_not_save_samples": False, "do_not_save_grid": True,
+    }
+    if options.use_style_settings and style is not None:
+        rec = style.recommended
+        for field_name, value in (("steps", rec.steps), ("cfg_scale", rec.cfg_scale), ("width", rec.width),
+                                  ("height", rec.height), ("sampler_name", rec.sampler), ("scheduler", rec.scheduler)):
+            if value is not None:
+                fields[field_name] = value
+    return fields
+
+
+def generate_portraits(ctx: FaceChainContext, options: GenerateOptions) -> tuple[list[PortraitResult], str]:
+    """Run one job per style (caller holds the host GPU wrapper); all images sorted by similarity, plus comments."""
+    from modules import shared
+
+    from ..portraits import create_job
+    from .host_processing import make_txt2img, run_processing
+
+    if not options.styles:
+        raise FaceChainError("invalid_request", "Choose at least one style.")
+    args = parse_args({
+        "identity": options.identity or None,
+        "fusion": {"enabled": bool(options.fusion_enabled), "strength": float(options.fusion_strength)},
+        "ranking": {"enabled": bool(options.ranking_enabled), "top_k": int(options.top_k) or None,
+                    "min_score": float(options.min_score) or None, "drop_no_face": bool(options.drop_no_face)},
+    }, what="Generate")
+    jobs = []
+    for style_id in options.styles:
+        style_args = parse_args({**args_to_dict(args), "style": style_id})
+        create_job(ctx, style_args)  # unknown identity/style: one clear error before anything runs
+        jobs.append((style_id, style_args))
+    shared.state.job_count = len(jobs)
+    results, comments = [], []
+    for number, (style_id, style_args) in enumerate(jobs, start=1):
+        if shared.state.interrupted:
+            break
+        shared.state.job = f"FaceChain style {number}/{len(jobs)}: {style_id}"
+        outcome = run_processing(make_txt2img(job_fields(options, ctx.styles.get(style_id)), style_args, ctx))
+        for image, text, score, position in zip(outcome.images, outcome.infotexts, outcome.scores, outcome.order, strict=False):
+            seed = outcome.seeds[position] if position < len(outcome.seeds) else None
+            results.append(PortraitResult(image, text, score, style_id, seed))
+        comments.extend(line for line in outcome.comments.splitlines() if line and line not in comments)
+    results.sort(key=lambda r: (r.score is None, -(r.score or 0.0)))
+    return results, "\n".join(comments)
+
+
+def caption(result: PortraitResult) -> str:
+    score = "no face" if result.score is None else f"similarity {format_number(result.score)}"
+    return f"{result.style} · {score}"
+
+
+def build(ctx: FaceChainContext) -> None:
+    """Create the view's components in the current gradio context (called by tab.py)."""
+    from .script_ui import identity_choices
+
+    styles = ctx.styles.list()
+    with gr.Row():
+        with gr.Column(scale=1):
+            identity = gr.Dropdown(label="Identity", choices=identity_choices(ctx), value=None, elem_id="facechain_gen_identity")
+            refresh = gr.Button("Refresh lists", elem_id="facechain_gen_refresh")
+            style_box = gr.CheckboxGroup(label="Styles", choices=[(s.name, s.id) for s in styles],
+                                         value=[styles[0].id] if styles else [], elem_id="facechain_gen_styles")
+            gr.HTML(styles_html(ctx), elem_id="facechain_gen_style_cards")
+            prompt = gr.Textbox(label="Extra prompt (optional)", lines=2, elem_id="facechain_gen_prompt")
+            negative = gr.Textbox(label="Extra negative prompt (optional)", lines=2, elem_id="facechain_gen_negative")
+            with gr.Row():
+                per_style = gr.Slider(1, 8, value=4, step=1, label="Images per style")
+                seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)")
+            use_style = gr.Checkbox(value=True, label="Use each style's recommended size, steps, CFG and sampler")
+            with gr.Row():
+                width = gr.Slider(256, 1024, value=512, step=64, label="Width")
+                height = gr.Slider(256, 1024, value=512, step=64, label="Height")
+            with gr.Row():
+                steps = gr.Slider(1, 100, value=30, step=1, label="Steps")
+                cfg = gr.Slider(1.0, 20.0, value=7.0, step=0.5, label="CFG scale")
+            names = sampler_names()
+            sampler = gr.Dropdown(label="Sampler", choices=names, value=names[0])
+            with gr.Row():
+                fusion_on = gr.Checkbox(value=True, label="Face fusion")
+                strength = gr.Slider(0.0, 1.0, value=0.7, step=0.05, label="Fusion strength")
+            with gr.Row():
+                ranking_on = gr.Checkbox(value=True, label="Rank by similarity")
+                top_k = gr.Slider(0, 32, value=0, step=1, label="Keep top K per style (0 = all)")
+                min_score = gr.Slider(0.0, 1.0, value=0.0, step=0.01, label="Minimum similarity (0 = none)")
+                drop = gr.Checkbox(value=False, label="Drop images without a face")
+            task_id = gr.Textbox(visible=False, elem_id="facechain_gen_task_id")
+            run = gr.Button("Generate", variant="primary", elem_id="facechain_gen_run")
+        with gr.Column(scale=2, elem_id="facechain_gen_results"):
+            gallery = gr.Gallery(label="Portraits (best similarity first)", elem_id="facechain_gen_gallery", columns=4)
+            selected_info = gr.Textbox(label="Parameters of the selected image", lines=4, interactive=False,
+                                       elem_id="facechain_gen_selected_info")
+            infotexts = gr.State([])
+            status = gr.HTML(elem_id="facechain_gen_status")
+            _send_to_buttons(gallery, selected_info)
+
+    inputs = [task_id, identity, style_box, per_style, width, height, steps, cfg, sampler, seed, use_style,
+              fusion_on, strength, ranking_on, top_k, min_score, drop, prompt, negative]
+    run.click(fn=_wrapped_handler(ctx), inputs=inputs, outputs=[gallery, infotexts, selected_info, status], **_js(JS_SUBMIT))
+    gallery.select(fn=_select_info, inputs=[infotexts], outputs=[selected_info])
+
+    def refresh_lists() -> tuple[Any, Any]:
+        ctx.styles.reload()
+        return (gr.update(choices=identity_choices(ctx)),
+                gr.update(choices=[(s.name, s.id) for s in ctx.styles.list()]))
+
+    refresh.click(fn=refresh_lists, inputs=[], outputs=[identity, style_box])
+
+
+def styles_html(ctx: FaceChainContext) -> str:
+    cards = "".join(
+        f"<div class='facechain-style-card'><b>{html.escape(s.name)}</b><br><small>{html.escape(s.description)}</small></div>"
+        for s in ctx.styles.list()
+    )
+    errors = "".join(f"<li>{html.escape(path)}: {html.escape(reason)}</li>" for path, reason in ctx.styles.errors.items())
+    broken = f"<p class='facechain-error'>Style files skipped:</p><ul>{errors}</ul>" if errors else ""
+    return f"<div class='facechain-style-cards'>{cards}</div>{broken}"
+
+
+def _select_info(infotexts: list, evt: gr.SelectData) -> str:
+    """The infotext of the gallery image the user clicked (what the send-to buttons carry)."""
+    index = evt.index
+    return infotexts[index] if isinstance(index, int) and 0 <= index < len(infotexts) else ""
+
+
+def _wrapped_handler(ctx: FaceChainContext) -> Any:
+    from modules import call_queue
+
+    def handler(task_id: str, identity: Any, styles: list, per_style: float, width: float, height: float, steps: float,
+                cfg: float, sampler: str, seed: float, use_style: bool, fusion_on: bool, strength: float, ranking_on: bool,
+                top_k: float, min_score: float, drop: bool, prompt: str, negative: str) -> tuple[Any, ...]:
+        options = GenerateOptions(
+            identity=identity, styles=list(styles or []), per_style=int(per_style), width=int(width), height=int(height),
+            steps=int(steps), cfg_scale=float(cfg), sampler_name=sampler, seed=int(seed if seed is not None else -1),
+            use_style_settings=bool(use_style), fusion_enabled=bool(fusion_on), fusion_strength=float(strength),
+            ranking_enabled=bool(ranking_on), top_k=int(top_k), min_score=float(min_score), drop_no_face=bool(drop),
+            prompt=prompt or "", negative_prompt=negative or "",
+        )
+        try:
+            results, comments = generate_portraits(ctx, options)
+        except FaceChainError as err:
+            return [], [], "", f"<div class='facechain-error'><b>{html.escape(err.code)}</b>: {html.escape(err.message)}</div>"
+        gallery = [(r.image, caption(r)) for r in results]
+        texts = [r.infotext for r in results]
+        note = f"<p>{len(results)} portraits.</p>" + "".join(f"<p>{html.escape(line)}</p>" for line in comments.splitlines())
+        return gallery, texts, texts[0] if texts else "", note
+
+    return call_queue.wrap_gradio_gpu_call(handler, extra_outputs=[[], [], ""])
+
+
+def _send_to_buttons(gallery: Any, info: Any) -> None:
+    """The host's send-to-img2img/inpaint buttons, fed with the selected image and its infotext (when the host has them)."""
+    try:
+        from modules import infotext_utils as copypaste
+    except ImportError:
+        try:
+            from modules import generation_parameters_copypaste as copypaste  # A1111 < 1.8
+        except ImportError:
+            return
+    with gr.Row():
+        buttons = copypaste.create_buttons(["img2img", "inpaint"])
+    for tabname, button in buttons.items():
+        copypaste.register_paste_params_button(copypaste.ParamBinding(
+            paste_button=button, tabname=tabname, source_text_component=info, source_image_component=gallery,
+        ))
+
+
+def _js(name: str) -> dict[str, str]:
+    from .host import gradio_major
+
+    return {"js": name} if gradio_major() >= 4 else {"_js": name}
+
+
+__all__ = ["build", "generate_portraits", "GenerateOptions", "PortraitResult", "job_fields"]

@@ -1,0 +1,211 @@
+"""Running a training job inside the host: queue lock, `shared.state`, the host task registry, the loaded model.
+
+The job runs on FaceChain's own worker thread (`ctx.jobs`), never in a gradio handler, so it is the outermost code
+and may take `modules.call_queue.queue_lock` (the host's FIFO, non re-entrant lock) for the whole training: txt2img
+requests queue behind it exactly as behind another generation. Like the host's textual-inversion trainer, it keeps
+`shared.state` current (job_count = steps, job_no = step, textinfo with loss and ETA), so the host progress bar,
+`/sdapi/v1/progress` and the Interrupt button (`shared.state.interrupted`, checked every step) work for it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import uuid
+from contextlib import closing
+from typing import Any, Sequence
+
+from facechain_ext.errors import FaceChainError
+from facechain_ext.jobs import Job, JobHandle
+from facechain_ext.training import TrainRequest, check_lora_name, train_identity
+
+log = logging.getLogger(__name__)
+
+JOB_NAME = "facechain_train"
+TRAIN_KEY = "train"  # at most one training queued or running: the second request gets `job_running`
+VALIDATION_NEGATIVE = "nsfw, lowres, blurry, deformed, bad anatomy, disfigured, worst quality, low quality, watermark, text"
+
+
+def is_forge() -> bool:
+    return importlib.util.find_spec("modules_forge") is not None
+
+
+def submit_training(ctx: Any, request: Any, host_task_id: str | None = None) -> Job:
+    """Check what can be checked at once (4xx now, not a failed job later), then queue the job."""
+    from modules import progress
+
+    req = TrainRequest.coerce(request)
+    identity = ctx.identities.get(req.identity)
+    check_lora_name(req.lora_name or identity.name, ctx.settings.facechain_lora_dir, req.overwrite)
+    if is_forge():
+        raise _forge_error()
+    task_id = host_task_id if _is_task_id(host_task_id) else _new_task_id()
+    # Registered before the worker can start it, so the host's progress endpoint says "queued" until it runs.
+    progress.add_task_to_queue(task_id)
+    try:
+        job = ctx.jobs.submit("train", lambda handle: run_training_job(ctx, req, handle, task_id), exclusive_key=TRAIN_KEY)
+    except FaceChainError:
+        getattr(progress, "pending_tasks", {}).pop(task_id, None)  # never started: do not leave it "queued" forever
+        raise
+    job.extra["host_task_id"] = task_id
+    return job
+
+
+def cancel_job(ctx: Any, job_id: str) -> dict:
+    """Cancel a FaceChain job; a queued training also leaves the host's task queue (its progress bar stops)."""
+    from modules import progress
+
+    job = ctx.jobs.cancel(job_id)
+    record = ctx.jobs.snapshot(job_id)
+    task_id = job.extra.get("host_task_id")
+    if record["status"] == "cancelled" and job.started is None and task_id:
+        getattr(progress, "pending_tasks", {}).pop(task_id, None)
+        progress.finish_task(task_id)
+    return record
+
+
+def run_training_job(ctx: Any, request: TrainRequest, handle: JobHandle, task_id: str) -> dict:
+    """The job body (FaceChain worker thread): outermost queue lock, host state begun/ended, model adapted."""
+    from modules import call_queue, progress, shared
+
+    with call_queue.queue_lock:
+        shared.state.begin(job=JOB_NAME)
+        progress.start_task(task_id)
+        try:
+            host_handle = HostProgress(handle, shared.state)
+            if host_handle.cancelled:  # cancelled while it waited for the lock (another generation was running)
+                raise FaceChainError("cancelled", "Training was cancelled before it started; nothing was written.")
+            host_handle.progress(0, 1, "FaceChain: preparing training")
+            model = _host_model(shared)
+            _unmerge_prompt_loras()
+            render = HostValidationRenderer(resolution_hint=request.resolution)
+            result = train_identity(ctx, model, request, host_handle, render)
+            result["host_task_id"] = task_id
+            return result
+        finally:
+            progress.finish_task(task_id)
+            shared.state.end()
+
+
+class HostProgress:
+    """A `JobHandle` that mirrors progress into `shared.state` and treats the host's Interrupt as a cancel."""
+
+    def __init__(self, handle: JobHandle, state: Any) -> None:
+        self.handle = handle
+        self.state = state
+
+    @property
+    def id(self) -> str:
+        return self.handle.id
+
+    @property
+    def cancelled(self) -> bool:
+        if getattr(self.state, "interrupted", False) and not self.handle.cancelled:
+            self.handle.cancel()  # so the job record says why it stopped
+        return self.handle.cancelled
+
+    def cancel(self) -> None:
+        self.handle.cancel()
+
+    def progress(self, done: int, total: int, text: str = "") -> None:
+        self.handle.progress(done, total, text)
+        eta = self.handle.job.eta_s
+        state = self.state
+        state.job_count, state.job_no = int(total), int(done)
+        state.sampling_step, state.sampling_steps = 0, 0  # progress = job_no / job_count (host progress.py formula)
+        if text:
+            state.textinfo = f"{text}, ETA {eta:.0f} s" if eta is not None else text
+
+
+def _host_model(shared: Any) -> Any:
+    """The loaded checkpoint as a `DiffusionModel` (A1111 ldm object); clear errors for what cannot be trained."""
+    if is_forge():
+        raise _forge_error()
+    sd_model = getattr(shared, "sd_model", None)
+    if sd_model is None:
+        raise FaceChainError("host_unavailable", "No checkpoint is loaded in the webui; load an SD1.5 checkpoint and train again.")
+    if getattr(sd_model, "is_sdxl", False) or not hasattr(getattr(sd_model, "model", None), "diffusion_model"):
+        raise FaceChainError(
+            "unsupported_model",
+            "The loaded checkpoint is not an SD1.x ldm model (SDXL or another architecture); load an SD1.5 checkpoint.",
+        )
+    if getattr(sd_model, "lowvram", False):  # set by the host for --medvram/--lowvram (modules/lowvram.py)
+        raise FaceChainError(
+            "unsupported_host",
+            "Training needs the whole checkpoint on the GPU, but the webui runs with --medvram or --lowvram, which "
+            "moves model parts between devices during every forward. Restart without those flags to train.",
+        )
+    from facechain_ext.diffusion.ldm import LdmModel
+
+    return LdmModel(sd_model)
+
+
+def _unmerge_prompt_loras() -> None:
+    """Make the host's Lora extension take out the LoRAs of the last generation before we train.
+
+    The Lora extension merges `<lora:...>` weights into the model in place and only restores them at the next
+    forward once its list of loaded networks changes. Activating the extra networks with no tags empties that list,
+    as every generation without tags does (modules/extra_networks.py `activate`), so the training forwards see the
+    checkpoint's own weights, not the user's last LoRA. (A default LoRA set in the host's settings, `sd_lora`, is
+    added to every generation and would stay, as it would for any txt2img.)
+    """
+    try:
+        from modules import extra_networks, processing
+    except ImportError:  # a host without extra networks merges nothing
+        return
+    activate = getattr(extra_networks, "activate", None)
+    if activate is not None:
+        p = processing.StableDiffusionProcessingTxt2Img(prompt="", do_not_save_samples=True, do_not_save_grid=True)
+        p.all_prompts, p.all_negative_prompts = [""], [""]  # the networks' activate may append default tags here
+        activate(p, {})
+
+
+def _forge_error() -> FaceChainError:
+    return FaceChainError(
+        "unsupported_host",
+        "Face LoRA training is not supported inside Forge yet: Forge's model object has no trainable ldm `model` "
+        "(its UNet lives behind a ModelPatcher). Train in AUTOMATIC1111, then copy the LoRA files "
+        "(<name>.safetensors, .json, .png from models/Lora/FaceChain) into Forge's Lora folder: Forge reads them.",
+    )
+
+
+def _is_task_id(value: str | None) -> bool:
+    return isinstance(value, str) and value.startswith("task(") and value.endswith(")")
+
+
+def _new_task_id() -> str:
+    from modules import progress
+
+    create = getattr(progress, "create_task_id", None)  # A1111 >= 1.8
+    return create(JOB_NAME) if create is not None else f"task({JOB_NAME}-{uuid.uuid4().hex[:7]})"
+
+
+class HostValidationRenderer:
+    """Renders validation portraits with the host's own txt2img pipeline and sampler.
+
+    The snapshot under test is attached to the UNet in-process by the trainer (no file, no `<lora:>` tag), so the
+    prompt carries only the activation text. Scripts are off (`p.scripts = None`) so no other extension changes the
+    images, and nothing is saved to the outputs folder.
+    """
+
+    def __init__(self, *, resolution_hint: int | None = None, steps: int = 20, sampler: str = "Euler", cfg_scale: float = 7.0):
+        self.size = int(resolution_hint or 512)
+        self.steps, self.sampler, self.cfg_scale = steps, sampler, cfg_scale
+
+    def __call__(self, prompts: Sequence[str], seeds: Sequence[int]) -> list:
+        from modules import processing, shared
+
+        images = []
+        for prompt, seed in zip(prompts, seeds, strict=True):
+            p = processing.StableDiffusionProcessingTxt2Img(
+                prompt=prompt, negative_prompt=VALIDATION_NEGATIVE, seed=int(seed), sampler_name=self.sampler,
+                batch_size=1, n_iter=1, steps=self.steps, cfg_scale=self.cfg_scale, width=self.size, height=self.size,
+                do_not_save_samples=True, do_not_save_grid=True,
+            )
+            p.scripts = None
+            with closing(p):
+                processed = processing.process_images(p)
+            if shared.state.interrupted:
+                break  # the trainer's next cancel check turns this into a clean cancel
+            images.extend(processed.images[:1])
+        return images

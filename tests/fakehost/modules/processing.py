@@ -1,0 +1,397 @@
+"""Stand-in for modules/processing.py: the processing objects with the host's constructor fields (A1111 1.10).
+
+Generation (added by E2): `process_images(p)` runs the Script hooks in A1111 1.10's order (before_process → process →
+per batch: before_process_batch → extra-network parsing → process_batch → "sampling" → postprocess_batch →
+postprocess_batch_list → per image: postprocess_image → postprocess_image_after_composite → infotext → save; grid;
+Processed → postprocess). "Sampling" asks `fake_sampler` (a FakeSampler the test installs, standing in for the
+checkpoint) for a real photo per seed. `create_infotext` follows the host: list values are indexed, callables get
+`**locals()`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from modules import shared
+
+
+@dataclass(repr=False)
+class StableDiffusionProcessing:
+    sd_model: object = None
+    outpath_samples: str = None
+    outpath_grids: str = None
+    prompt: str = ""
+    prompt_for_display: str = None
+    negative_prompt: str = ""
+    styles: list = None
+    seed: int = -1
+    subseed: int = -1
+    subseed_strength: float = 0
+    seed_resize_from_h: int = -1
+    seed_resize_from_w: int = -1
+    seed_enable_extras: bool = True
+    sampler_name: str = None
+    scheduler: str = None
+    batch_size: int = 1
+    n_iter: int = 1
+    steps: int = 50
+    cfg_scale: float = 7.0
+    width: int = 512
+    height: int = 512
+    restore_faces: bool = None
+    tiling: bool = None
+    do_not_save_samples: bool = False
+    do_not_save_grid: bool = False
+    extra_generation_params: dict = None
+    overlay_images: list = None
+    eta: float = None
+    do_not_reload_embeddings: bool = False
+    denoising_strength: float = None
+    override_settings: dict = None
+    override_settings_restore_afterwards: bool = True
+    sampler_index: int = None
+    refiner_checkpoint: str = None
+    refiner_switch_at: float = None
+    disable_extra_networks: bool = False
+
+    scripts_value: Any = field(default=None, init=False)
+    script_args_value: list = field(default=None, init=False)
+    scripts_setup_complete: bool = field(default=False, init=False)
+    comments: dict = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        if self.sd_model is None:
+            self.sd_model = shared.sd_model
+        self.styles = self.styles or []
+        self.extra_generation_params = self.extra_generation_params or {}
+        self.override_settings = self.override_settings or {}
+        self.comments = {}
+        self.all_prompts: list[str] = []
+        self.all_negative_prompts: list[str] = []
+        self.all_seeds: list[int] = []
+        self.all_subseeds: list[int] = []
+        self.prompts: list[str] = []
+        self.negative_prompts: list[str] = []
+        self.seeds: list[int] = []
+        self.subseeds: list[int] = []
+        self.iteration = 0
+        self.is_api = False
+
+    @property
+    def scripts(self):
+        return self.scripts_value
+
+    @scripts.setter
+    def scripts(self, value):
+        self.scripts_value = value
+
+    @property
+    def script_args(self):
+        return self.script_args_value
+
+    @script_args.setter
+    def script_args(self, value):
+        self.script_args_value = value
+
+    def comment(self, text: str) -> None:
+        self.comments[text] = 1
+
+    def get_token_merging_ratio(self, for_hr: bool = False) -> float:
+        return 0.0
+
+    def close(self) -> None:
+        self.sampler = None
+
+
+@dataclass(repr=False)
+class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
+    enable_hr: bool = False
+    denoising_strength: float = 0.75
+    firstphase_width: int = 0
+    firstphase_height: int = 0
+    hr_scale: float = 2.0
+    hr_upscaler: str = None
+    hr_second_pass_steps: int = 0
+    hr_resize_x: int = 0
+    hr_resize_y: int = 0
+    hr_checkpoint_name: str = None
+    hr_sampler_name: str = None
+    hr_scheduler: str = None
+    hr_prompt: str = ""
+    hr_negative_prompt: str = ""
+
+
+@dataclass(repr=False)
+class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
+    init_images: list = None
+    resize_mode: int = 0
+    denoising_strength: float = 0.75
+    image_cfg_scale: float = None
+    mask: Any = None
+    mask_blur_x: int = 4
+    mask_blur_y: int = 4
+    mask_blur: int = None
+    mask_round: bool = True
+    inpainting_fill: int = 0
+    inpaint_full_res: bool = True
+    inpaint_full_res_padding: int = 0
+    inpainting_mask_invert: int = 0
+    initial_noise_multiplier: float = None
+    latent_mask: Any = None
+    force_task_id: str = None
+
+
+class Processed:
+    def __init__(self, p: StableDiffusionProcessing, images_list: list, seed: int = -1, info: str = "", subseed: int | None = None,
+                 all_prompts=None, all_negative_prompts=None, all_seeds=None, all_subseeds=None, index_of_first_image: int = 0,
+                 infotexts=None, comments: str = "", extra_images_list=None):
+        self.images = images_list
+        self.extra_images = extra_images_list or []
+        self.prompt = p.prompt
+        self.negative_prompt = p.negative_prompt
+        self.seed = seed
+        self.subseed = subseed
+        self.info = info
+        self.comments = "".join(f"{comment}\n" for comment in p.comments)
+        self.width = p.width
+        self.height = p.height
+        self.sampler_name = p.sampler_name
+        self.cfg_scale = p.cfg_scale
+        self.steps = p.steps
+        self.batch_size = p.batch_size
+        self.index_of_first_image = index_of_first_image
+        self.all_prompts = all_prompts or p.all_prompts or [self.prompt]
+        self.all_negative_prompts = all_negative_prompts or p.all_negative_prompts or [self.negative_prompt]
+        self.all_seeds = all_seeds or p.all_seeds or [self.seed]
+        self.all_subseeds = all_subseeds or p.all_subseeds or [self.subseed]
+        self.infotexts = infotexts or [info] * len(images_list)
+        self.extra_generation_params = p.extra_generation_params
+
+    def js(self) -> str:
+        return json.dumps({
+            "prompt": self.prompt, "all_prompts": self.all_prompts, "negative_prompt": self.negative_prompt,
+            "seed": self.seed, "all_seeds": self.all_seeds, "width": self.width, "height": self.height,
+            "sampler_name": self.sampler_name, "cfg_scale": self.cfg_scale, "steps": self.steps,
+            "batch_size": self.batch_size, "infotexts": self.infotexts, "extra_generation_params": self.extra_generation_params,
+        }, default=lambda o: None)  # as the host (1.8+): callables in extra_generation_params become null
+
+
+# ---- generation (E2) -----------------------------------------------------------------------------------------------
+import os  # noqa: E402 - generation part of the stand-in
+import random  # noqa: E402
+import re  # noqa: E402
+
+from modules.infotext_utils import quote  # noqa: E402
+
+_LORA_TAG = re.compile(r"<(\w+):([^>]+)>")
+
+
+class FakeSampler:
+    """Stands in for the checkpoint: each seed "generates" a real photo, cropped to the requested size.
+
+    `photos` are used round-robin by seed (seed % len); `overrides` maps a seed to a specific photo (e.g. one
+    without a face). Every call is recorded (seed, prompt, negative prompt, active LoRAs) for assertions.
+    """
+
+    def __init__(self, photos, overrides=None):
+        self.photos = [str(x) for x in photos]
+        self.overrides = {int(k): str(v) for k, v in (overrides or {}).items()}
+        self.calls: list[dict] = []
+
+    def photo_for(self, seed: int) -> str:
+        return self.overrides.get(int(seed), self.photos[int(seed) % len(self.photos)])
+
+    def sample(self, p, seed, prompt, negative, networks):
+        from PIL import Image, ImageOps
+
+        path = self.photo_for(seed)
+        self.calls.append({"seed": seed, "prompt": prompt, "negative_prompt": negative, "networks": networks, "photo": path})
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image).convert("RGB")
+            return ImageOps.fit(image, (p.width, p.height), Image.LANCZOS, centering=(0.5, 0.4))
+
+
+fake_sampler = None  # a FakeSampler; tests install one (like loading a checkpoint)
+
+
+def get_fixed_seed(seed):
+    if seed == "" or seed is None:
+        seed = -1
+    elif isinstance(seed, str):
+        try:
+            seed = int(seed)
+        except ValueError:
+            seed = -1
+    if seed == -1:
+        return int(random.randrange(4294967294))
+    return seed
+
+
+def create_infotext(p, all_prompts, all_seeds, all_subseeds, comments=None, iteration=0, position_in_batch=0,
+                    use_main_prompt=False, index=None, all_negative_prompts=None):
+    if use_main_prompt:
+        index = 0
+    elif index is None:
+        index = position_in_batch + iteration * p.batch_size
+    if all_negative_prompts is None:
+        all_negative_prompts = p.all_negative_prompts
+    prompt_text = p.prompt if use_main_prompt else all_prompts[index]
+    negative_prompt = p.negative_prompt if use_main_prompt else all_negative_prompts[index]
+    generation_params = {
+        "Steps": p.steps,
+        "Sampler": p.sampler_name,
+        "Schedule type": p.scheduler,
+        "CFG scale": p.cfg_scale,
+        "Seed": p.all_seeds[0] if use_main_prompt else all_seeds[index],
+        "Size": f"{p.width}x{p.height}",
+        "Variation seed": None if p.subseed_strength == 0 else all_subseeds[index],
+        **p.extra_generation_params,
+    }
+    for key, value in generation_params.items():
+        try:
+            if isinstance(value, list):
+                generation_params[key] = value[index]
+            elif callable(value):
+                generation_params[key] = value(**locals())
+        except Exception:  # noqa: BLE001 - as the host: report and leave the key out
+            from modules import errors
+
+            errors.report(f'Error creating infotext for key "{key}"', exc_info=True)
+            generation_params[key] = None
+    text = ", ".join(k if k == v else f"{k}: {quote(v)}" for k, v in generation_params.items() if v is not None)
+    negative_text = f"\nNegative prompt: {negative_prompt}" if negative_prompt else ""
+    return f"{prompt_text}{negative_text}\n{text}".strip()
+
+
+def process_images(p):
+    if p.scripts is not None:
+        p.scripts.before_process(p)
+    return process_images_inner(p)
+
+
+def _setup_prompts(p):
+    count = p.batch_size * p.n_iter
+    p.all_prompts = list(p.prompt) if isinstance(p.prompt, list) else [p.prompt] * count
+    p.all_negative_prompts = list(p.negative_prompt) if isinstance(p.negative_prompt, list) else [p.negative_prompt] * count
+    seed, subseed = get_fixed_seed(p.seed), get_fixed_seed(p.subseed)
+    p.all_seeds = [int(seed) + (x if p.subseed_strength == 0 else 0) for x in range(len(p.all_prompts))]
+    p.all_subseeds = [int(subseed) + x for x in range(len(p.all_prompts))]
+
+
+def _parse_extra_networks(prompts):
+    """Like extra_networks.parse_prompts: strip <lora:...> tags, return cleaned prompts and the networks found."""
+    networks, cleaned = [], []
+    for prompt in prompts:
+        found = []
+        for kind, args in _LORA_TAG.findall(prompt):
+            name, *rest = args.split(":")
+            found.append((kind, name, float(rest[0]) if rest else 1.0))
+        networks.append(found)
+        cleaned.append(_LORA_TAG.sub("", prompt))
+    return cleaned, networks
+
+
+def _to_tensor(image):
+    import numpy as np
+    import torch
+
+    return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
+
+
+def _to_image(sample):
+    import numpy as np
+    from PIL import Image
+
+    if isinstance(sample, Image.Image):
+        return sample
+    array = (255.0 * np.moveaxis(sample.cpu().numpy(), 0, 2)).round().clip(0, 255).astype(np.uint8)
+    return Image.fromarray(array)
+
+
+def _run_batch(p, n, infotexts, output_images):
+    from modules import scripts
+
+    bs = p.batch_size
+    p.prompts = p.all_prompts[n * bs:(n + 1) * bs]
+    p.negative_prompts = p.all_negative_prompts[n * bs:(n + 1) * bs]
+    p.seeds = p.all_seeds[n * bs:(n + 1) * bs]
+    p.subseeds = p.all_subseeds[n * bs:(n + 1) * bs]
+    if p.scripts is not None:
+        p.scripts.before_process_batch(p, batch_number=n, prompts=p.prompts, seeds=p.seeds, subseeds=p.subseeds)
+    p.prompts, p.extra_network_data = _parse_extra_networks(p.prompts)
+    if p.scripts is not None:
+        p.scripts.process_batch(p, batch_number=n, prompts=p.prompts, seeds=p.seeds, subseeds=p.subseeds)
+    if fake_sampler is None:
+        raise RuntimeError("No checkpoint loaded (tests: install processing.fake_sampler)")
+    samples = [_to_tensor(fake_sampler.sample(p, seed, p.prompts[i], p.negative_prompts[i], p.extra_network_data[i]))
+               for i, seed in enumerate(p.seeds)]
+    shared.state.nextjob()
+    if p.scripts is not None:
+        p.scripts.postprocess_batch(p, samples, batch_number=n)
+        p.prompts = p.all_prompts[n * bs:(n + 1) * bs]
+        p.negative_prompts = p.all_negative_prompts[n * bs:(n + 1) * bs]
+        batch_params = scripts.PostprocessBatchListArgs(list(samples))
+        p.scripts.postprocess_batch_list(p, batch_params, batch_number=n)
+        samples = batch_params.images
+
+    def infotext(index=0, use_main_prompt=False):
+        return create_infotext(p, p.prompts, p.seeds, p.subseeds, use_main_prompt=use_main_prompt, index=index,
+                               all_negative_prompts=p.negative_prompts)
+
+    for i, sample in enumerate(samples):
+        p.batch_index = i
+        image = _to_image(sample)
+        if p.scripts is not None:
+            pp = scripts.PostprocessImageArgs(image)
+            p.scripts.postprocess_image(p, pp)
+            image = pp.image
+            pp = scripts.PostprocessImageArgs(image)
+            p.scripts.postprocess_image_after_composite(p, pp)
+            image = pp.image
+        text = infotext(i)
+        if not p.do_not_save_samples and p.outpath_samples:
+            _save(image, p.outpath_samples, f"{len(output_images):05d}-{p.seeds[i]}.png", text)
+        infotexts.append(text)
+        image.info["parameters"] = text
+        output_images.append(image)
+    return infotext
+
+
+def _save(image, folder, name, text):
+    from PIL import PngImagePlugin
+
+    os.makedirs(folder, exist_ok=True)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", text)
+    image.save(os.path.join(folder, name), pnginfo=info)
+
+
+def process_images_inner(p):
+    _setup_prompts(p)
+    if p.scripts is not None:
+        p.scripts.process(p)
+    infotexts, output_images, infotext = [], [], None
+    if shared.state.job_count == -1:
+        shared.state.job_count = p.n_iter
+    for n in range(p.n_iter):
+        p.iteration = n
+        if shared.state.interrupted or shared.state.stopping_generation:
+            break
+        infotext = _run_batch(p, n, infotexts, output_images)
+    index_of_first_image = 0
+    if getattr(shared.opts, "return_grid", False) and not p.do_not_save_grid and len(output_images) > 1:
+        from PIL import Image
+
+        grid = Image.new("RGB", (p.width * len(output_images), p.height))
+        for i, image in enumerate(output_images):
+            grid.paste(image, (i * p.width, 0))
+        infotexts.insert(0, infotext(use_main_prompt=True))
+        output_images.insert(0, grid)
+        index_of_first_image = 1
+    res = Processed(p, images_list=output_images, seed=p.all_seeds[0], info=infotexts[0] if infotexts else "",
+                    subseed=p.all_subseeds[0], index_of_first_image=index_of_first_image, infotexts=infotexts)
+    if p.scripts is not None:
+        p.scripts.postprocess(p, res)
+    return res

@@ -1,0 +1,156 @@
+"""The FaceChain Script end to end in the fake host: real faces "generated" per seed, hooks in A1111 1.10's order.
+
+Seeds (see generation_helpers): SEED another person, SEED+1 no face, SEED+2 the identity itself, SEED+3 another person.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from generation_helpers import (
+    IDENTITY,
+    LORA_NAME,
+    LORA_WEIGHT,
+    SEED,
+    expected_pixels,
+    install_sampler,
+    make_context,
+    sampler_photos,
+)
+from modules import processing, scripts
+from modules.infotext_utils import parse_generation_parameters
+
+from facechain_ext.generation import get_job
+from facechain_ext.webui.script import FaceChainScript
+
+UI_DEFAULTS = [False, None, 0.9, "None", True, 0.7, True, 0, 0.0, False]  # the controls' values, ARG_NAMES order
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory, data_dir):
+    return make_context(tmp_path_factory.mktemp("facechain"), data_dir)
+
+
+@pytest.fixture
+def host(fake_host, data_dir):
+    sampler = install_sampler(data_dir)
+    yield sampler
+    processing.fake_sampler = None
+
+
+def make_p(script, script_args, **fields):
+    """A txt2img job as the host's UI builds it: index 0 is the selectable-script slot, our controls follow."""
+    runner = scripts.ScriptRunner()
+    script.args_from, script.args_to, script.filename = 1, 1 + len(UI_DEFAULTS), "facechain.py"
+    runner.alwayson_scripts = runner.scripts = [script]
+    values = dict(prompt="portrait photo", negative_prompt="lowres", seed=SEED, batch_size=2, n_iter=2, steps=20,
+                  sampler_name="Euler a", width=512, height=512, do_not_save_samples=True, do_not_save_grid=True)
+    values.update(fields)
+    p = processing.StableDiffusionProcessingTxt2Img(**values)
+    p.scripts = runner
+    p.script_args = [0, *script_args]
+    return p
+
+
+def parsed(processed):
+    return [parse_generation_parameters(text) for text in processed.infotexts]
+
+
+def test_full_job_prompts_fusion_ranking_and_aligned_infotexts(ctx, host, data_dir):
+    script = FaceChainScript(ctx)
+    p = make_p(script, [True, IDENTITY, LORA_WEIGHT, "film_photo", True, 0.7, True, 0, 0.0, False])
+    state_before = dict(vars(script))
+    processed = processing.process_images(p)
+
+    # prompts: identity + style + LoRA scaled by the style's face multiplier (film_photo: 0.95), style negatives once
+    assert len(host.calls) == 4
+    for call in host.calls:
+        assert call["prompt"].startswith("portrait photo, 35mm film photograph of fcsks, a person")
+        assert call["networks"] == [("lora", LORA_NAME, round(LORA_WEIGHT * 0.95, 2))]
+        assert call["negative_prompt"].startswith("lowres, blurry") and call["negative_prompt"].count("lowres") == 1
+
+    job = get_job(p)
+    by_seed = {r.seed: r for r in job.records}
+    photos = sampler_photos(data_dir)
+    # ranking: the identity first, the other people next, the image without a face last
+    assert processed.all_seeds[0] == SEED + 2 and processed.all_seeds[-1] == SEED + 1
+    assert job.order[0] == 2 and job.order[-1] == 1
+    assert by_seed[SEED + 2].score > max(by_seed[SEED].score, by_seed[SEED + 3].score)
+    # everything stays aligned: images, infotexts, seeds, subseeds, prompts
+    for image, params, seed, subseed, prompt in zip(processed.images, parsed(processed), processed.all_seeds,
+                                                     processed.all_subseeds, processed.all_prompts, strict=True):
+        record = by_seed[seed]
+        assert int(params["Seed"]) == seed and record.subseed == subseed
+        assert params["Prompt"] == prompt and image.info["parameters"].startswith(prompt)
+        assert params["FaceChain identity"] == IDENTITY and params["FaceChain LoRA"] == LORA_NAME
+        assert params["FaceChain similarity"] == ("none" if record.score is None else f"{record.score:.3f}".rstrip("0"))
+    # the no-face image is exactly as generated, unscored, and the result says so
+    no_face = processed.images[-1]
+    assert np.array_equal(np.asarray(no_face), expected_pixels(photos[SEED + 1]))
+    assert by_seed[SEED + 1].score is None and by_seed[SEED + 1].fusion_note == "no_face"
+    assert parsed(processed)[-1]["FaceChain fusion"] == "0.7 not-applied-no_face"
+    assert "no detectable face" in processed.comments
+    # fusion changed the face of another person's image and nothing far from it
+    other = processed.images[processed.all_seeds.index(SEED)]
+    raw = expected_pixels(photos[SEED])
+    fused = np.asarray(other)
+    assert by_seed[SEED].fused and not np.array_equal(fused, raw)
+    assert np.array_equal(fused[:40, :40], raw[:40, :40]) and np.array_equal(fused[-40:, -40:], raw[-40:, -40:])
+    assert parsed(processed)[processed.all_seeds.index(SEED)]["FaceChain fusion"] == "0.7"
+    # no state on the Script instance
+    assert dict(vars(script)) == state_before
+
+
+def test_second_job_dict_argument_top_k_without_fusion_is_independent(ctx, host, data_dir):
+    script = FaceChainScript(ctx)
+    first = make_p(script, [True, IDENTITY, LORA_WEIGHT, "None", True, 0.7, False, 0, 0.0, False], n_iter=1)
+    processing.process_images(first)
+    first_job = get_job(first)
+    # alwayson_scripts form: ONE dict where the first control sits, the rest are the controls' defaults
+    args = {"identity": IDENTITY, "fusion": {"enabled": False}, "ranking": {"top_k": 2, "drop_no_face": True}}
+    second = make_p(script, [args, *UI_DEFAULTS[1:]])
+    processed = processing.process_images(second)
+    job = get_job(second)
+    assert job is not first_job and len(first_job.records) == 2 and len(job.records) == 4
+    assert not first_job.ranked  # ranking was off in the first job: generation order kept
+    photos = sampler_photos(data_dir)
+    assert len(processed.images) == 2 and processed.all_seeds[0] == SEED + 2
+    assert SEED + 1 not in processed.all_seeds  # drop_no_face
+    for image, params, seed in zip(processed.images, parsed(processed), processed.all_seeds, strict=True):
+        assert int(params["Seed"]) == seed and params["FaceChain fusion"] == "off"
+        assert np.array_equal(np.asarray(image), expected_pixels(photos[seed]))  # fusion off: as generated
+    assert "kept 2 of 4 images" in processed.comments
+    # no style in this job: the prompt has the identity and the LoRA at its preferred weight, no style words
+    assert all(call["networks"] == [("lora", LORA_NAME, LORA_WEIGHT)] for call in host.calls[-4:])
+    assert all("35mm" not in call["prompt"] for call in host.calls[-4:])
+    # fusion raised the similarity of another person's face toward the identity (same seed, fused vs not)
+    fused_score = get_job(first).records[0].score
+    plain_score = next(r.score for r in job.records if r.seed == SEED)
+    assert first_job.records[0].fused and fused_score > plain_score
+
+
+def test_disabled_unknown_identity_and_failed_jobs_leave_nothing_behind(ctx, host):
+    script = FaceChainScript(ctx)
+    off = make_p(script, UI_DEFAULTS, n_iter=1)
+    processed = processing.process_images(off)
+    assert get_job(off) is None and "FaceChain" not in "".join(processed.infotexts)
+    assert all(call["networks"] == [] for call in host.calls)
+
+    unknown = make_p(script, [True, "nobody", 0.9, "None", True, 0.7, True, 0, 0.0, False], n_iter=1)
+    processed = processing.process_images(unknown)
+    assert get_job(unknown) is None and len(processed.images) == 2
+    assert "FaceChain is off for this job" in processed.comments and "nobody" in processed.comments
+
+    failing = make_p(script, [True, IDENTITY, 0.9, "None", True, 0.7, True, 0, 0.0, False], n_iter=1)
+    processing.fake_sampler = None  # the "model" fails mid-job: postprocess never runs
+    with pytest.raises(RuntimeError):
+        processing.process_images(failing)
+    assert get_job(failing) is not None  # left on that p ...
+    import copy
+
+    reused = copy.copy(failing)  # ... and a copied p (X/Y/Z plot style) starts clean
+    reused.script_args = [0, *UI_DEFAULTS]
+    processing.fake_sampler = host
+    processing.process_images(reused)
+    assert get_job(reused) is None and not hasattr(reused, "_facechain_runtime")
+    assert not any(name.startswith("_facechain") for name in vars(script))

@@ -1,0 +1,106 @@
+"""The accordion's controls and infotext pasting, and the Generate view (build + handler through the host wrapper)."""
+
+from __future__ import annotations
+
+import gradio as gr
+import pytest
+from generation_helpers import IDENTITY, SEED, install_sampler, make_context
+from modules import processing, progress, shared
+from modules.infotext_utils import parse_generation_parameters, quote
+
+from facechain_ext.generation import ARG_NAMES, args_from_script_args, args_to_infotext, parse_args
+from facechain_ext.webui import tab_generate
+from facechain_ext.webui.script import FaceChainScript
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory, data_dir):
+    return make_context(tmp_path_factory.mktemp("facechain_ui"), data_dir)
+
+
+@pytest.fixture
+def host(fake_host, data_dir):
+    yield install_sampler(data_dir)
+    processing.fake_sampler = None
+
+
+def build_accordion(ctx):
+    script = FaceChainScript(ctx)
+    with gr.Blocks():
+        controls = script.ui(is_img2img=False)
+    return script, controls
+
+
+def test_accordion_controls_defaults_and_identity_choices(ctx, fake_host):
+    script, controls = build_accordion(ctx)
+    assert len(controls) == len(ARG_NAMES)
+    assert controls[1].choices and IDENTITY in [c[0] if isinstance(c, tuple) else c for c in controls[1].choices]
+    defaults = [control.value for control in controls]  # what the host's API fills in for alwayson_scripts
+    assert args_from_script_args(defaults).enabled is False
+    assert script.title() == "FaceChain" and script.show(False) is not False
+    assert set(script.paste_field_names) >= {"FaceChain identity", "FaceChain style", "FaceChain ranking"}
+
+
+def test_pasting_an_infotext_restores_the_controls(ctx, fake_host):
+    script, controls = build_accordion(ctx)
+    args = parse_args({"identity": IDENTITY, "lora_weight": 0.75, "style": "wedding", "fusion": {"strength": 0.55},
+                       "ranking": {"top_k": 3, "min_score": 0.4, "drop_no_face": True}})
+    line = ", ".join(f"{k}: {quote(v)}" for k, v in {"Steps": 20, "Seed": 1, "Size": "512x512", **args_to_infotext(args)}.items())
+    params = parse_generation_parameters(f"a portrait\n{line}")
+    restored = {}
+    for control, reader in script.infotext_fields:
+        value = reader(params)
+        restored[controls.index(control)] = value.get("value") if isinstance(value, dict) else value
+    values = [restored[i] for i in range(len(controls))]
+    assert args_from_script_args(values) == args
+    # an image made without FaceChain switches it off and leaves the other controls alone
+    plain = parse_generation_parameters("a cat\nSteps: 20, Seed: 1, Size: 512x512")
+    readers = dict(script.infotext_fields)
+    assert readers[controls[0]](plain) is False
+    assert readers[controls[1]](plain) == gr.update()
+
+
+def test_generate_view_builds_and_its_handler_runs_under_the_host_wrapper(ctx, host):
+    from modules import infotext_utils
+
+    infotext_utils.registered_param_bindings.clear()
+    with gr.Blocks():
+        tab_generate.build(ctx)
+    bindings = infotext_utils.registered_param_bindings
+    assert sorted(b.tabname for b in bindings) == ["img2img", "inpaint"]
+    assert all(b.source_image_component.elem_id == "facechain_gen_gallery" for b in bindings)
+    assert all(b.source_text_component.elem_id == "facechain_gen_selected_info" for b in bindings)
+    handler = tab_generate._wrapped_handler(ctx)
+    gallery, infotexts, selected, status = handler(
+        "task(facechain-test)", IDENTITY, ["studio_headshot", "wedding"], 2, 512, 512, 10, 7.0, "Euler a", SEED + 2,
+        False, True, 0.7, True, 0, 0.0, False, "", "",
+    )
+    assert len(gallery) == 4 and len(infotexts) == 4 and selected == infotexts[0]
+    scores = [float(caption.split("similarity ")[1]) for _, caption in gallery]
+    assert scores == sorted(scores, reverse=True)
+    styles = {caption.split(" · ")[0] for _, caption in gallery}
+    assert styles == {"studio_headshot", "wedding"}
+    for (_, caption), text in zip(gallery, infotexts, strict=True):
+        params = parse_generation_parameters(text)
+        assert params["FaceChain style"] == caption.split(" · ")[0]
+        assert params["Size"] == "512x512"  # "use style settings" was off
+    assert "task(facechain-test)" in progress.finished_tasks and shared.state.history
+    assert "4 portraits" in status
+
+
+def test_generate_view_reports_errors_instead_of_raising(ctx, host):
+    handler = tab_generate._wrapped_handler(ctx)
+    result = handler("task(x)", IDENTITY, [], 2, 512, 512, 10, 7.0, "Euler a", SEED, True, True, 0.7, True, 0, 0.0, False, "", "")
+    assert result[0] == [] and "Choose at least one style" in result[-1]
+    result = handler("task(y)", "nobody", ["wedding"], 2, 512, 512, 10, 7.0, "Euler a", SEED, True, True, 0.7, True, 0, 0.0, False, "", "")
+    assert "identity_not_found" in result[-1]
+    assert host.calls == []  # nothing was generated for a request that cannot run
+
+
+def test_style_settings_fill_the_job_fields(ctx):
+    options = tab_generate.GenerateOptions(identity=IDENTITY, styles=["film_photo"], width=768, cfg_scale=9.0)
+    fields = tab_generate.job_fields(options, ctx.styles.get("film_photo"))
+    assert (fields["width"], fields["height"], fields["cfg_scale"], fields["sampler_name"]) == (512, 768, 6.5, "DPM++ 2M")
+    options.use_style_settings = False
+    fields = tab_generate.job_fields(options, ctx.styles.get("film_photo"))
+    assert (fields["width"], fields["cfg_scale"]) == (768, 9.0)
