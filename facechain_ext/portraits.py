@@ -43,6 +43,14 @@ def _choose_lora(args: FaceChainArgs, identity: Any) -> tuple[Optional[str], flo
     return lora_prompt_name(record), args.lora_weight if args.lora_weight is not None else preferred
 
 
+def _missing_lora_file(identity: Any, lora_name: Optional[str]) -> Optional[str]:
+    """The recorded file of the chosen LoRA when it no longer exists (None when present or not one of ours)."""
+    for record in getattr(identity, "loras", []) or []:
+        if lora_name and lora_prompt_name(record).lower() == lora_name.lower() and record.get("path"):
+            return None if Path(str(record["path"])).is_file() else str(record["path"])
+    return None
+
+
 def _style_lora_available(ctx: "FaceChainContext", style: Optional[Style]) -> bool:
     path = style_lora_path(style, ctx.settings.lora_dir) if style is not None else None
     return path is not None and path.is_file()
@@ -55,6 +63,9 @@ def create_job(ctx: "FaceChainContext", args: FaceChainArgs) -> FaceChainJob:
     identity = ctx.identities.get(args.identity)
     style = ctx.styles.get(args.style) if args.style else None
     lora_name, weight = _choose_lora(args, identity)
+    missing_file = _missing_lora_file(identity, lora_name)
+    if missing_file is not None:
+        lora_name = None  # a <lora:...> the host cannot find would only produce a console warning
     available = _style_lora_available(ctx, style)
     plan = plan_prompts(
         activation=str(identity.activation_text), lora_name=lora_name, lora_weight=weight, style=style,
@@ -63,7 +74,10 @@ def create_job(ctx: "FaceChainContext", args: FaceChainArgs) -> FaceChainJob:
     job = FaceChainJob(args=args, plan=plan, lora_name=lora_name, style_id=style.id if style else None)
     best = getattr(identity, "best_photo_path", None)
     job.reference_photo = str(best) if best else None
-    if lora_name is None:
+    if missing_file is not None:
+        job.comment(f"FaceChain: the LoRA file {missing_file} of identity {identity.name!r} is missing; "
+                    "generating with its trigger and phrase only.")
+    elif lora_name is None:
         job.comment(f"FaceChain: identity {identity.name!r} has no trained LoRA yet; using its trigger and phrase only.")
     if style is not None and style.style_lora is not None and not available:
         job.comment(

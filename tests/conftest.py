@@ -58,4 +58,4 @@ def fake_host(tmp_path: Path):
 
     fakehost.reset_host(tmp_path / "webui")
     yield fakehost
-    fakehost.reset_host()
+    fakehost.reset_host(fakehost.ORIGINAL_DATA_DIR)

@@ -26,6 +26,8 @@ def make_context(root: Path, data_dir: Path, styles_dirs: tuple[Path, ...] = ())
     report = prepare_photos([(name, folder / name) for name in TRAIN_PHOTOS], ctx.analyzer(), PrepOptions())
     ctx.identities.create(IDENTITY, report)
     lora_path = root / "Lora" / "FaceChain" / f"{LORA_NAME}.safetensors"
+    lora_path.parent.mkdir(parents=True, exist_ok=True)
+    lora_path.write_bytes(b"placeholder: the fake host does not load LoRA weights, only FaceChain checks the file exists")
     ctx.identities.add_lora(IDENTITY, {"name": LORA_NAME, "path": str(lora_path), "sha256": "0" * 64, "weight": LORA_WEIGHT})
     return ctx
 

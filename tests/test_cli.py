@@ -73,14 +73,14 @@ def test_similarity_ranks_the_same_person_first(data_dir: Path, models: Path) ->
         faces / "deepface_angelina" / "deepface_tests_img1.jpg",
     ]
     reference = [faces / "obama" / "face_recognition_obama.jpg", faces / "obama" / "face_recognition_knn_test_obama1.jpg"]
-    rc, doc, _ = run_cli(models, "similarity", "--reference", *reference, "--candidates", *candidates)
+    rc, doc, _ = run_cli(models, "similarity", "--reference", *reference, "--candidates", *candidates, "--top-k", "2")
     assert rc == 0 and doc["backend"] == "dlib" and 0 < doc["threshold"] < 1
     scores = doc["scores"]
     assert len(scores) == 4 and scores[1] is None and all(isinstance(s, float) for i, s in enumerate(scores) if i != 1)
-    assert doc["order"][0] == 2 and sorted(doc["order"]) == [0, 2, 3]
-    assert scores[2] >= doc["threshold"] > max(scores[0], scores[3])
-    rc, top, _ = run_cli(models, "similarity", "--reference", *reference, "--candidates", *candidates, "--top-k", "1")
-    assert rc == 0 and top["order"] == [2] and top["scores"] == scores
+    assert scores[2] >= doc["threshold"] > max(scores[0], scores[3])  # only the same person passes the threshold
+    by_score = sorted((0, 2, 3), key=lambda i: -scores[i])
+    assert doc["order"] == by_score[:2] and doc["order"][0] == 2  # best first, cut to --top-k
+    assert [e["path"] for e in doc["errors"]] == [str(candidates[1])] and doc["errors"][0]["code"] == "no_face"
 
 
 def test_similarity_fails_without_a_reference_face(data_dir: Path, models: Path) -> None:
@@ -123,9 +123,17 @@ def test_prepare_stores_an_identity_and_refuses_to_overwrite(data_dir: Path, mod
 def test_prepare_writes_an_out_folder(data_dir: Path, models: Path, tmp_path: Path) -> None:
     out = tmp_path / "dataset"
     rc, doc, _ = run_cli(
-        models, "prepare", data_dir / "faces" / "obama" / "face_recognition_obama.jpg", "--name", "solo", "--out", out
+        models,
+        "prepare",
+        data_dir / "faces" / "obama" / "face_recognition_obama.jpg",
+        "--name",
+        "solo",
+        "--out",
+        out,
+        "--head-mask",
     )
     assert rc == 0 and doc["identity_dir"] == str(out.resolve())
+    assert doc["background"] == "kept" and any("no face-parsing model" in note for note in doc["notes"])
     assert (out / "photos" / "01.png").is_file() and (out / "photos" / "01.txt").read_text().strip() == "fcsks, a person"
     assert not (models / "identities").exists()
 

@@ -154,3 +154,18 @@ def test_disabled_unknown_identity_and_failed_jobs_leave_nothing_behind(ctx, hos
     processing.process_images(reused)
     assert get_job(reused) is None and not hasattr(reused, "_facechain_runtime")
     assert not any(name.startswith("_facechain") for name in vars(script))
+
+
+def test_missing_lora_file_is_said_and_left_out_of_the_prompt(ctx, host):
+    lora = ctx.identities.get(IDENTITY).loras[0]
+    moved = lora["path"] + ".moved"
+    import os
+
+    os.replace(lora["path"], moved)
+    try:
+        p = make_p(FaceChainScript(ctx), [True, IDENTITY, 0.9, "None", False, 0.7, False, 0, 0.0, False], batch_size=1, n_iter=1)
+        processed = processing.process_images(p)
+    finally:
+        os.replace(moved, lora["path"])
+    assert host.calls[-1]["networks"] == [] and "fcsks, a person" in host.calls[-1]["prompt"]
+    assert "LoRA file" in processed.comments and "is missing" in processed.comments

@@ -104,3 +104,21 @@ def test_style_settings_fill_the_job_fields(ctx):
     options.use_style_settings = False
     fields = tab_generate.job_fields(options, ctx.styles.get("film_photo"))
     assert (fields["width"], fields["cfg_scale"]) == (768, 9.0)
+
+
+def test_entry_file_exposes_the_script_class_bound_to_the_extension_context(fake_host):
+    """The host registers Script subclasses found in the entry file's namespace (modules/scripts.py load_scripts)."""
+    import inspect
+    from pathlib import Path
+
+    from modules import script_loading, scripts
+
+    entry = Path(__file__).resolve().parents[1] / "scripts" / "facechain.py"
+    module = script_loading.load_module(str(entry))
+    found = [v for v in vars(module).values() if inspect.isclass(v) and issubclass(v, scripts.Script)]
+    assert found == [FaceChainScript]
+    bound = FaceChainScript.bound_context
+    try:
+        assert bound is not None and FaceChainScript().context() is bound  # the host's no-argument instance shares it
+    finally:
+        FaceChainScript.bind_context(None)

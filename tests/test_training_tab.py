@@ -21,7 +21,7 @@ def test_view_has_the_controls_and_starts_the_host_progress_bar(tmp_path, prepar
     block = tab_train.build(ctx)
     components = list(block.blocks.values())
     labels = {getattr(c, "label", None) for c in components}
-    assert {"Identity", "Preset", "LoRA rank", "Seed", "Overwrite an existing LoRA with this name", "Validation portraits"} <= labels
+    assert {"Identity", "Preset", "LoRA rank (0 = preset: 4 fast, 16 quality)", "Seed", "Overwrite an existing LoRA with this name", "Validation portraits"} <= labels
     (identity,) = [c for c in components if getattr(c, "elem_id", None) == "facechain_train_identity"]
     assert [choice if isinstance(choice, str) else choice[0] for choice in identity.choices] == [IDENTITY]
     (advanced,) = [c for c in components if isinstance(c, gr.Accordion)]

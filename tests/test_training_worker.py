@@ -79,7 +79,7 @@ def test_training_job_runs_under_the_host_lock_state_and_task(host, tmp_path, pr
     # validation went through the host's txt2img: under the lock, in our job, nothing saved, no scripts
     assert len(host.calls) == 2 * 2  # 2 snapshots x 2 portraits
     assert all(c["locked"] and c["job"] == "facechain_train" and c["task"] == "task(abc123)" for c in host.calls)
-    assert all(c["no_save"] == (True, True) and c["scripts"] is None and c["size"] == (64, 64) for c in host.calls)
+    assert all(c["no_save"] == (True, True) and c["scripts"] is None and c["size"] == (512, 512) for c in host.calls)
     assert [c["seed"] for c in host.calls] == [5, 6, 5, 6] and all("fcsks, a person" in c["prompt"] for c in host.calls)
 
     assert "facechain_train" in shared.state.history and shared.state.job == ""  # begun and ended

@@ -62,8 +62,8 @@ class TrainConfig:
         _check(self.alpha > 0, "alpha", self.alpha, "must be positive")
         _check(0 < self.learning_rate < 1, "learning_rate", self.learning_rate, "must be in (0, 1)")
         _check(self.steps is None or self.steps >= 1, "steps", self.steps, "must be at least 1")
-        _check(64 <= self.resolution <= 2048 and self.resolution % 8 == 0, "resolution", self.resolution,
-               "must be a multiple of 8 between 64 and 2048")
+        _check(32 <= self.resolution <= 2048 and self.resolution % 8 == 0, "resolution", self.resolution,
+               "must be a multiple of 8 between 32 and 2048")
         _check(self.batch_size >= 1, "batch_size", self.batch_size, "must be at least 1")
         _check(self.augment_variants >= 1, "augment_variants", self.augment_variants, "must be at least 1")
         _check(self.snapshot_every >= 0, "snapshot_every", self.snapshot_every, "must be 0 or more")

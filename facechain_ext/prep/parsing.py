@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -34,12 +34,12 @@ HEAD_BOX_SCALE = 2.4  # side of the parsed square, in face box long sides (room 
 HEAD_BOX_LIFT = 0.2  # the square's centre sits this many face sides above the face centre (hair is above)
 
 
-def find_parsing_model(settings: "Settings") -> Optional[Path]:
+def find_parsing_model(settings: Settings) -> Path | None:
     folder = settings.models_dir / "parsing"
     return next((folder / name for name in PARSING_FILES if (folder / name).is_file()), None)
 
 
-def head_masker_for(settings: "Settings") -> Optional["BiSeNetHeadMasker"]:
+def head_masker_for(settings: Settings) -> BiSeNetHeadMasker | None:
     """A head masker when the parsing model file is installed (and onnxruntime imports), else None."""
     path = find_parsing_model(settings)
     if path is None:

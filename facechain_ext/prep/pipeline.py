@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -64,13 +65,15 @@ def prepare_one(
     except FaceChainError as err:
         result.reject(err.code, err.message)
         return result, None
-    upright = analyzer.detect_upright(image)
+    upright = analyzer.detect_upright(image, embed=False)  # embed only the face we keep (group photos have many)
     problem = face_problem(name, upright.faces, options)
     if problem is not None:
         result.reject(*problem)
         return result, None
     face = upright.faces[0]
     leveled, to_upright, roll = level_face(upright.image, face, analyzer, options)
+    if leveled.embedding is None:
+        leveled = replace(leveled, embedding=analyzer.embed(upright.image, face))
     crop, face_in_crop = crop_face(upright.image, leveled, to_upright, options)
     if options.head_mask and options.head_masker is not None:
         crop = apply_head_mask(crop, options.head_masker.head_mask(crop, face_in_crop))

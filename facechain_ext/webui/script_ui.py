@@ -59,7 +59,8 @@ def build_script_ui(script: Any, ctx: FaceChainContext) -> tuple[list[Any], list
     with gr.Accordion("FaceChain", open=False, elem_id=eid("accordion")):
         with gr.Row():
             enabled = gr.Checkbox(label="Enable FaceChain", value=False, elem_id=eid("enabled"))
-            identity = gr.Dropdown(label="Identity", choices=identity_choices(ctx), value=None, elem_id=eid("identity"))
+            identity = gr.Dropdown(label="Identity", choices=identity_choices(ctx), value=None, allow_custom_value=True,
+                                   elem_id=eid("identity"))  # a pasted infotext may name an identity not listed
             refresh = gr.Button(value="\U0001f504", elem_id=eid("refresh"), variant="secondary")
         with gr.Row():
             lora_weight = gr.Slider(0.0, 1.5, value=DEFAULT_LORA_WEIGHT_UI, step=0.05, label="LoRA weight", elem_id=eid("lora_weight"))

@@ -84,7 +84,7 @@ def build(ctx: Any) -> gr.Blocks:
         with gr.Row():
             preset = gr.Radio(label="Preset", choices=sorted(PRESETS), value="fast")
             steps = gr.Number(label="Steps (0 = preset: 100/200 per photo)", value=0, precision=0)
-            rank = gr.Slider(label="LoRA rank", minimum=1, maximum=64, step=1, value=4)
+            rank = gr.Slider(label="LoRA rank (0 = preset: 4 fast, 16 quality)", minimum=0, maximum=64, step=1, value=0)
         with gr.Accordion("Advanced options", open=False):
             with gr.Row():
                 alpha = gr.Number(label="Alpha (0 = preset)", value=0)
@@ -130,7 +130,7 @@ class TrainHandlers:
 
     def start(self, task_id, identity, preset, steps, rank, alpha, lr, resolution, seed, lora_name, overwrite, validation):
         request = {
-            "identity": identity or "", "preset": preset, "steps": int(steps) or None, "rank": int(rank),
+            "identity": identity or "", "preset": preset, "steps": int(steps) or None, "rank": int(rank) or None,
             "alpha": float(alpha) or None, "learning_rate": float(lr) or None, "resolution": int(resolution),
             "seed": int(seed), "lora_name": (lora_name or "").strip() or None, "overwrite": bool(overwrite),
             "validation_images": int(validation),

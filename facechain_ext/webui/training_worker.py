@@ -189,7 +189,8 @@ class HostValidationRenderer:
     """
 
     def __init__(self, *, resolution_hint: int | None = None, steps: int = 20, sampler: str = "Euler", cfg_scale: float = 7.0):
-        self.size = int(resolution_hint or 512)
+        # SD1 checkpoints draw faces reliably at 512 px and above: smaller training crops still validate at 512.
+        self.size = max(512, int(resolution_hint or 512))
         self.steps, self.sampler, self.cfg_scale = steps, sampler, cfg_scale
 
     def __call__(self, prompts: Sequence[str], seeds: Sequence[int]) -> list:

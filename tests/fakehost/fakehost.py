@@ -10,6 +10,10 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from modules import paths as _paths
+
+ORIGINAL_DATA_DIR = _paths.data_path  # where the fake host started; `fake_host` returns there after each test
+
 
 def reset_host(data_dir: os.PathLike | None = None, argv: Sequence[str] = ()) -> None:
     from modules import errors, options, paths, progress, script_callbacks, shared, shared_cmd_options
