@@ -124,3 +124,18 @@ def test_without_any_match_only_the_best_photo_is_kept() -> None:
     cands = [candidate(0, [1, 0, 0], 0.5), candidate(1, [0, 1, 0], 0.8), candidate(2, [0, 0, 1], 0.6)]
     reference, rejected = find_strangers(cands, threshold=0.5)
     assert reference == 1 and sorted(rejected) == [0, 2]
+
+
+def test_a_huge_photo_gives_the_same_crop_as_its_half_size_copy() -> None:
+    # 4000 px photo with a 1600 px face box: the crop is 5264 px of the photo, shrunk before the warp.
+    rng = np.random.default_rng(1)
+    small = Image.fromarray(rng.integers(0, 255, size=(50, 50, 3), dtype=np.uint8)).resize((2000, 2000), Image.BICUBIC)
+    big = small.resize((4000, 4000), Image.BICUBIC)
+    options = PrepOptions(resolution=128)
+    kps_big = FRONTAL_KPS * 20 + 800
+    crop_big, face_big = crop_face(big, face(bbox=(1200.0, 1200.0, 2800.0, 2800.0), kps=kps_big), IDENTITY, options)
+    crop_small, face_small = crop_face(small, face(bbox=(600.0, 600.0, 1400.0, 1400.0), kps=kps_big / 2), IDENTITY, options)
+    assert crop_big.size == crop_small.size == (128, 128)
+    np.testing.assert_allclose(face_big.bbox, face_small.bbox, atol=1e-3)
+    diff = np.abs(np.asarray(crop_big, dtype=int) - np.asarray(crop_small, dtype=int))
+    assert diff.mean() < 3.0

@@ -93,3 +93,12 @@ def resize_square(image: Image.Image, resolution: int) -> Image.Image:
         return image
     # LANCZOS antialiases when shrinking and stays sharp when enlarging.
     return image.resize((resolution, resolution), Image.LANCZOS)
+
+
+def prescale(image: Image.Image, scale: float) -> tuple[Image.Image, np.ndarray]:
+    """`image` shrunk by `scale` when that is below 1 (antialiased), and the matrix from its pixels back to `image`'s."""
+    if scale >= 1.0:
+        return image, np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    small = image.resize(size, Image.LANCZOS, reducing_gap=3.0)
+    return small, np.array([[image.width / size[0], 0.0, 0.0], [0.0, image.height / size[1], 0.0]])

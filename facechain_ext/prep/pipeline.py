@@ -132,9 +132,13 @@ def level_face(image: Image.Image, face: Face, analyzer: FaceAnalyzer, options: 
 def crop_face(image: Image.Image, face: Face, to_upright: np.ndarray, options: PrepOptions) -> tuple[Image.Image, Face]:
     """FaceChain's square crop at `options.resolution`, and `face` (levelled frame) mapped into it."""
     to_crop, side = geo.crop_matrix(face.center, face.long_side, options.crop_scale, options.face_center_y)
-    pixels = max(options.resolution, math.ceil(side))  # resample at >= the photo's own scale, then resize once
+    # Rotate/cut near the photo's own scale (at most 2x the output, so huge photos stay cheap), then one
+    # antialiased resize; a photo far larger than that is shrunk first so the warp never skips pixels.
+    pixels = min(max(options.resolution, math.ceil(side)), 2 * options.resolution)
     to_pixels = geo.compose(geo.translate_scale(0.0, 0.0, pixels / side), to_crop)
-    crop = geo.resize_square(geo.warp(image, geo.compose(to_pixels, to_upright), pixels), options.resolution)
+    source, from_source = geo.prescale(image, pixels / side)
+    warped = geo.warp(source, geo.compose(geo.compose(to_pixels, to_upright), from_source), pixels)
+    crop = geo.resize_square(warped, options.resolution)
     to_final = geo.compose(geo.translate_scale(0.0, 0.0, options.resolution / side), to_crop)
     return crop, geo.map_face(face, to_final)
 
