@@ -14,10 +14,9 @@ import csv
 import json
 import os
 import platform
-import statistics
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import numpy as np
 
@@ -46,57 +45,67 @@ def load_photos(data: Path) -> list[tuple[str, np.ndarray]]:
     return [(row["path"], np.ascontiguousarray(np.asarray(load_image(data / row["path"])))) for row in rows]
 
 
+def time_dlib_photo(backend: DlibBackend, analyzer: FaceAnalyzer, rgb: np.ndarray, repeats: int) -> dict[str, float]:
+    models = backend.models()
+    work = backend.working_image(rgb).array
+    found = backend.find_faces(work)
+    shapes = [backend.shape(work, rect) for rect, _, _ in found]
+
+    def bare() -> None:
+        for rect in models.detector(work, backend.upsample):
+            models.recognizer.compute_face_descriptor(work, models.shape_predictor(work, rect), 0, 0.25)
+
+    times = {
+        "detect": best_of(lambda: backend.find_faces(work), repeats),
+        "landmarks": best_of(lambda: [backend.shape(work, r) for r, _, _ in found], repeats),
+        "embed": best_of(lambda: [backend.descriptor(work, s) for s in shapes], repeats),
+        "full": float("inf"),
+        "bare": float("inf"),
+    }
+    for _ in range(repeats):  # interleaved, so machine-load drift hits ours and bare alike
+        times["full"] = min(times["full"], best_of(lambda: analyzer.detect(rgb, embed=True), 1))
+        times["bare"] = min(times["bare"], best_of(bare, 1))
+    return times
+
+
 def bench_dlib(photos: list[tuple[str, np.ndarray]], repeats: int) -> dict[str, Any]:
     backend = DlibBackend()
     analyzer = FaceAnalyzer(backend)
-    models = backend.models()
-    stages: dict[str, list[float]] = {k: [] for k in ("detect", "landmarks", "embed", "full", "bare")}
-    for _, rgb in photos:
-        work = backend.working_image(rgb).array
-        found = backend.find_faces(work)
-        shapes = [backend.shape(work, rect) for rect, _, _ in found]
-        stages["detect"].append(best_of(lambda: backend.find_faces(work), repeats))
-        stages["landmarks"].append(best_of(lambda: [backend.shape(work, r) for r, _, _ in found], repeats))
-        stages["embed"].append(best_of(lambda: [backend.descriptor(work, s) for s in shapes], repeats))
-
-        def bare() -> None:
-            rects = models.detector(work, backend.upsample)
-            for rect in rects:
-                models.recognizer.compute_face_descriptor(work, models.shape_predictor(work, rect), 0, 0.25)
-
-        # Interleave ours and bare so machine load drifts hit both equally.
-        for _ in range(repeats):
-            stages["full"].append(best_of(lambda: analyzer.detect(rgb, embed=True), 1))
-            stages["bare"].append(best_of(bare, 1))
-    full = np.array(stages["full"]).reshape(len(photos), repeats).min(axis=1)
-    bare_t = np.array(stages["bare"]).reshape(len(photos), repeats).min(axis=1)
+    per_photo = [time_dlib_photo(backend, analyzer, rgb, repeats) for _, rgb in photos]
+    column = {k: np.array([t[k] for t in per_photo]) for k in per_photo[0]}
     return {
-        "detect": statistics.median(stages["detect"]),
-        "landmarks": statistics.median(stages["landmarks"]),
-        "embed": statistics.median(stages["embed"]),
-        "full": float(np.median(full)),
-        "bare_dlib": float(np.median(bare_t)),
-        "ours_over_bare": float(full.sum() / bare_t.sum()),
+        "detect": float(np.median(column["detect"])),
+        "landmarks": float(np.median(column["landmarks"])),
+        "embed": float(np.median(column["embed"])),
+        "full": float(np.median(column["full"])),
+        "bare_dlib": float(np.median(column["bare"])),
+        "ours_over_bare": float(column["full"].sum() / column["bare"].sum()),
         "info": analyzer.info(),
+    }
+
+
+def time_insightface_photo(
+    backend: InsightFaceBackend, analyzer: FaceAnalyzer, rgb: np.ndarray, repeats: int
+) -> dict[str, float]:
+    pack = backend.models()
+    models = pack.models
+    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+    bboxes, kpss = models["detection"].detect(bgr, max_num=0)
+    records = [pack.face_type(bbox=bboxes[i, :4], kps=kpss[i], det_score=bboxes[i, 4]) for i in range(len(bboxes))]
+    extra = [models[t] for t in ("landmark_2d_106", "genderage") if t in models]
+    return {
+        "detect": best_of(lambda: models["detection"].detect(bgr, max_num=0), repeats),
+        "landmarks": best_of(lambda: [m.get(bgr, r) for r in records for m in extra], repeats),
+        "embed": best_of(lambda: [models["recognition"].get(bgr, r) for r in records], repeats),
+        "full": best_of(lambda: analyzer.detect(rgb, embed=True), repeats),
     }
 
 
 def bench_insightface(pack: Path, photos: list[tuple[str, np.ndarray]], repeats: int) -> dict[str, Any]:
     backend = InsightFaceBackend(pack)
     analyzer = FaceAnalyzer(backend)
-    models = backend.models().models
-    face_type = backend.models().face_type
-    stages: dict[str, list[float]] = {k: [] for k in ("detect", "landmarks", "embed", "full")}
-    for _, rgb in photos:
-        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-        bboxes, kpss = models["detection"].detect(bgr, max_num=0)
-        records = [face_type(bbox=bboxes[i, :4], kps=kpss[i], det_score=bboxes[i, 4]) for i in range(len(bboxes))]
-        stages["detect"].append(best_of(lambda: models["detection"].detect(bgr, max_num=0), repeats))
-        extra = [models[t] for t in ("landmark_2d_106", "genderage") if t in models]
-        stages["landmarks"].append(best_of(lambda: [m.get(bgr, r) for r in records for m in extra], repeats))
-        stages["embed"].append(best_of(lambda: [models["recognition"].get(bgr, r) for r in records], repeats))
-        stages["full"].append(best_of(lambda: analyzer.detect(rgb, embed=True), repeats))
-    result: dict[str, Any] = {k: statistics.median(v) for k, v in stages.items()}
+    per_photo = [time_insightface_photo(backend, analyzer, rgb, repeats) for _, rgb in photos]
+    result: dict[str, Any] = {k: float(np.median([t[k] for t in per_photo])) for k in per_photo[0]}
     result["info"] = analyzer.info()
     return result
 
@@ -114,11 +123,13 @@ def markdown(results: dict[str, Any], photos: int) -> str:
             continue
         bare = f"{r['bare_dlib']:.3f}" if "bare_dlib" in r else "-"
         ratio = f"{r['ours_over_bare']:.2f}x" if "ours_over_bare" in r else "-"
-        lines.append(f"| {name} | {r['detect']:.3f} | {r['landmarks']:.4f} | {r['embed']:.3f} | {r['full']:.3f} | {bare} | {ratio} |")
+        lines.append(
+            f"| {name} | {r['detect']:.3f} | {r['landmarks']:.4f} | {r['embed']:.3f} | {r['full']:.3f} | {bare} | {ratio} |"
+        )
     return "\n".join(lines)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("FACECHAIN_TEST_DATA", ROOT.parent / "shared" / "data")))
     parser.add_argument("--repeats", type=int, default=2)
@@ -142,8 +153,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     payload = {
         "photos": len(photos),
         "repeats": args.repeats,
-        "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
-                    "omp_num_threads": os.environ.get("OMP_NUM_THREADS")},
+        "machine": {
+            "python": platform.python_version(),
+            "cpu": platform.processor() or platform.machine(),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        },
         "results": results,
         "table": table,
     }

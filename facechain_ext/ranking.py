@@ -12,7 +12,7 @@ score None and reason "no_face", and are kept after the ranked ones unless `drop
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Sequence, Union
 
 import numpy as np
 from PIL import Image
@@ -38,10 +38,10 @@ LOW_SCORE = "low_score"
 
 @dataclass(frozen=True)
 class RankingOptions:
-    top_k: Optional[int] = None  # at most this many images returned (ranked ones first); None = all
-    min_score: Optional[float] = None  # cosine similarity below this is dropped (reason "low_score")
-    min_face_ratio: Optional[float] = DEFAULT_MIN_FACE_RATIO  # None = no lower bound
-    max_face_ratio: Optional[float] = DEFAULT_MAX_FACE_RATIO  # None = no upper bound
+    top_k: int | None = None  # at most this many images returned (ranked ones first); None = all
+    min_score: float | None = None  # cosine similarity below this is dropped (reason "low_score")
+    min_face_ratio: float | None = DEFAULT_MIN_FACE_RATIO  # None = no lower bound
+    max_face_ratio: float | None = DEFAULT_MAX_FACE_RATIO  # None = no upper bound
     drop_no_face: bool = False
 
     def __post_init__(self) -> None:
@@ -55,16 +55,18 @@ class RankingOptions:
                 raise FaceChainError("invalid_request", f"{name}: {value} must be between 0 and 10.", field=name)
         low, high = self.min_face_ratio, self.max_face_ratio
         if low is not None and high is not None and low > high:
-            raise FaceChainError("invalid_request", f"min_face_ratio {low} is larger than max_face_ratio {high}.", field="min_face_ratio")
+            raise FaceChainError(
+                "invalid_request", f"min_face_ratio {low} is larger than max_face_ratio {high}.", field="min_face_ratio"
+            )
 
 
 @dataclass
 class ImageScore:
     index: int  # position in the input list
-    score: Optional[float]  # cosine similarity of the best-matching face, None without a face
+    score: float | None  # cosine similarity of the best-matching face, None without a face
     face_count: int
-    reason: Optional[str] = None  # None: passed the filter; else no_face | multiple_faces | face_size | low_score
-    face_ratio: Optional[float] = None  # largest face's long side / image short side
+    reason: str | None = None  # None: passed the filter; else no_face | multiple_faces | face_size | low_score
+    face_ratio: float | None = None  # largest face's long side / image short side
 
     @property
     def passed(self) -> bool:
@@ -83,10 +85,10 @@ class ImageScore:
 def score_images(
     images: Sequence[ImageLike],
     reference_embedding: np.ndarray,
-    analyzer: "FaceAnalyzer",
+    analyzer: FaceAnalyzer,
     options: RankingOptions = RankingOptions(),
     *,
-    faces: Optional[Sequence[Optional[Sequence[Face]]]] = None,
+    faces: Sequence[Sequence[Face] | None] | None = None,
 ) -> list[ImageScore]:
     """Score every image against the identity's reference embedding and apply FaceChain's filter.
 
@@ -110,7 +112,7 @@ def score_faces(
     faces: Sequence[Face],
     reference: np.ndarray,
     image: ImageLike,
-    analyzer: "FaceAnalyzer",
+    analyzer: FaceAnalyzer,
     options: RankingOptions,
 ) -> ImageScore:
     """The ImageScore of one image from its detected faces (largest first)."""
@@ -138,7 +140,7 @@ def rank(scores: Sequence[ImageScore], options: RankingOptions = RankingOptions(
     return order if options.top_k is None else order[: options.top_k]
 
 
-def _similarity(face: Face, reference: np.ndarray, image: ImageLike, analyzer: "FaceAnalyzer") -> float:
+def _similarity(face: Face, reference: np.ndarray, image: ImageLike, analyzer: FaceAnalyzer) -> float:
     embedding = face.embedding if face.embedding is not None else analyzer.embed(image, face)
     face.embedding = embedding
     vector = np.asarray(embedding, np.float32).ravel()
@@ -147,7 +149,7 @@ def _similarity(face: Face, reference: np.ndarray, image: ImageLike, analyzer: "
     return float(np.clip(np.dot(vector / max(float(np.linalg.norm(vector)), 1e-12), reference), -1.0, 1.0))
 
 
-def _checked_reference(reference_embedding: np.ndarray, analyzer: "FaceAnalyzer") -> np.ndarray:
+def _checked_reference(reference_embedding: np.ndarray, analyzer: FaceAnalyzer) -> np.ndarray:
     vector = np.asarray(reference_embedding, np.float32).ravel()
     if vector.size != analyzer.embedding_dim:
         raise _mismatch(vector.size, analyzer.embedding_dim, analyzer)
@@ -157,7 +159,7 @@ def _checked_reference(reference_embedding: np.ndarray, analyzer: "FaceAnalyzer"
     return vector / norm
 
 
-def _mismatch(reference_dim: int, face_dim: int, analyzer: "FaceAnalyzer") -> FaceChainError:
+def _mismatch(reference_dim: int, face_dim: int, analyzer: FaceAnalyzer) -> FaceChainError:
     return FaceChainError(
         "invalid_request",
         f"The reference embedding has {reference_dim} values but the {analyzer.name} face backend gives {face_dim}: "

@@ -73,7 +73,11 @@ def _head(prefix: str, pooled: str, bias: np.ndarray, weight: float, width: int)
     """1x1 conv of the pooled brightness -> (cells*anchors, width) rows, anchor-major like SCRFD's outputs."""
     channels = bias.size
     w = np.full((channels, 1, 1, 1), weight, dtype=np.float32)
-    inits = [_const(f"{prefix}_w", w), _const(f"{prefix}_b", bias), numpy_helper.from_array(np.array([-1, width], dtype=np.int64), f"{prefix}_shape")]
+    inits = [
+        _const(f"{prefix}_w", w),
+        _const(f"{prefix}_b", bias),
+        numpy_helper.from_array(np.array([-1, width], dtype=np.int64), f"{prefix}_shape"),
+    ]
     nodes = [
         helper.make_node("Conv", [pooled, f"{prefix}_w", f"{prefix}_b"], [f"{prefix}_conv"], name=f"{prefix}_conv"),
         helper.make_node("Transpose", [f"{prefix}_conv"], [f"{prefix}_nhwc"], perm=[0, 2, 3, 1], name=f"{prefix}_nhwc"),
@@ -88,7 +92,14 @@ def detection_graph(spec: FakeSpec) -> onnx.GraphProto:
     outputs: dict[str, str] = {}
     for stride in DET_STRIDES:
         nodes.append(
-            helper.make_node("AveragePool", ["gray"], [f"pool{stride}"], kernel_shape=[stride, stride], strides=[stride, stride], name=f"pool{stride}")
+            helper.make_node(
+                "AveragePool",
+                ["gray"],
+                [f"pool{stride}"],
+                kernel_shape=[stride, stride],
+                strides=[stride, stride],
+                name=f"pool{stride}",
+            )
         )
         fires = stride == 32
         # score = 0.5 + 0.4 * v / v_white, v = normalised brightness (white 255 -> (255 - 127.5) / 128)
@@ -106,7 +117,7 @@ def detection_graph(spec: FakeSpec) -> onnx.GraphProto:
     order = [f"{k}{s}" for k in ("score", "bbox", "kps") for s in DET_STRIDES]
     widths = {"score": 1, "bbox": 4, "kps": 10}
     graph_outputs = []
-    for name, key in zip(DET_OUTPUT_NAMES, order):
+    for name, key in zip(DET_OUTPUT_NAMES, order, strict=True):
         nodes.append(helper.make_node("Identity", [outputs[key]], [name], name=f"out_{name}"))
         width = widths[key.rstrip("0123456789")]
         graph_outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [f"n{key}", width]))
@@ -114,7 +125,9 @@ def detection_graph(spec: FakeSpec) -> onnx.GraphProto:
     return helper.make_graph(nodes, "fake_det_10g", [inp], graph_outputs, initializer=inits)
 
 
-def _mean_plus_constant(name: str, size: int, out_dim: int, constant: np.ndarray, gain: np.ndarray, out_name: str) -> onnx.GraphProto:
+def _mean_plus_constant(
+    name: str, size: int, out_dim: int, constant: np.ndarray, gain: np.ndarray, out_name: str
+) -> onnx.GraphProto:
     """out = gain * mean(input) + constant: a (1, out_dim) output that depends on the input."""
     inp = helper.make_tensor_value_info("data", TensorProto.FLOAT, [1, 3, size, size])
     nodes = [
@@ -160,9 +173,7 @@ def write_buffalo_pack(folder: Path, spec: FakeSpec = FakeSpec()) -> Path:
         folder / "2d106det.onnx",
     )
     _save(
-        _mean_plus_constant(
-            "fake_genderage", 96, 3, np.array([0.0, 0.0, spec.age / 100.0]), np.array([1.0, -1.0, 0.0]), "fc1"
-        ),
+        _mean_plus_constant("fake_genderage", 96, 3, np.array([0.0, 0.0, spec.age / 100.0]), np.array([1.0, -1.0, 0.0]), "fc1"),
         folder / "genderage.onnx",
     )
     _save(recognition_graph(spec), folder / "w600k_r50.onnx")

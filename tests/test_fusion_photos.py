@@ -150,7 +150,9 @@ def test_strength_scales_the_change(analyzer, references, targets):
     original = np.asarray(target.image).astype(np.int16)
     changes = []
     for strength in (0.3, 0.7, 1.0):
-        fused = fuse_face(target.image, ref.image, analyzer, strength=strength, reference_face=ref.face, target_face=target.faces[0])
+        fused = fuse_face(
+            target.image, ref.image, analyzer, strength=strength, reference_face=ref.face, target_face=target.faces[0]
+        )
         changes.append(float(np.abs(np.asarray(fused.image).astype(np.int16) - original).mean()))
     assert changes[0] < changes[1] < changes[2]
     # Blending is linear in strength: 0.3 moves each pixel ~30 % of the way, up to rounding.

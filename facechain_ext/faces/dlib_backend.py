@@ -10,7 +10,7 @@ import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +31,7 @@ MODEL_FILES = {
 }
 
 
-def default_model_dir() -> Optional[Path]:
+def default_model_dir() -> Path | None:
     """Where pip put the dlib weights (face_recognition_models/models), or None when the package is missing."""
     import importlib.util
 
@@ -84,7 +84,7 @@ class DlibBackend:
 
     def __init__(
         self,
-        model_dir: Optional[Path] = None,
+        model_dir: Path | None = None,
         *,
         max_side: int = 1024,
         min_side: int = 640,
@@ -98,7 +98,7 @@ class DlibBackend:
         self.threshold = threshold
         self._load_lock = threading.Lock()
         self._run_lock = threading.RLock()
-        self._models: Optional[_DlibModels] = None
+        self._models: _DlibModels | None = None
 
     # -- loading ---------------------------------------------------------------------------------------------------
     def models(self) -> _DlibModels:
@@ -146,7 +146,7 @@ class DlibBackend:
         models = self.models()
         with self._run_lock:
             rects, scores, kinds = models.detector.run(work, self.upsample, 0.0)
-        return list(zip(rects, (float(s) for s in scores), (int(k) for k in kinds)))
+        return list(zip(rects, (float(s) for s in scores), (int(k) for k in kinds), strict=True))
 
     def shape(self, work: np.ndarray, rect: Any) -> Any:
         models = self.models()

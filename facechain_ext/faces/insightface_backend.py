@@ -11,7 +11,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -62,9 +62,9 @@ class InsightFaceBackend:
         self,
         pack_dir: Path,
         *,
-        det_size: Optional[tuple[int, int]] = None,
+        det_size: tuple[int, int] | None = None,
         det_thresh: float = 0.5,
-        providers: Optional[Sequence[str]] = None,
+        providers: Sequence[str] | None = None,
         threshold: float = INSIGHTFACE_THRESHOLD,
     ) -> None:
         self.pack_dir = Path(pack_dir)
@@ -73,7 +73,7 @@ class InsightFaceBackend:
         self.threshold = threshold
         self._requested_providers = None if providers is None else list(providers)
         self._lock = threading.Lock()
-        self._pack: Optional[_Pack] = None
+        self._pack: _Pack | None = None
 
     # -- loading ---------------------------------------------------------------------------------------------------
     def models(self) -> _Pack:

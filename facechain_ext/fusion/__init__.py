@@ -10,13 +10,13 @@ OpenCV and ONNX Runtime load on first use.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional, Protocol, Union
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from PIL import Image
 
 from ..errors import FaceChainError
-from ..faces.backend import as_rgb_array
+from ..faces.backend import ImageLike, as_rgb_array
 from ..faces.types import Face
 from .result import NO_FACE, ZERO_STRENGTH, FusionResult
 
@@ -27,33 +27,31 @@ if TYPE_CHECKING:
 
 __all__ = ["FusionBackend", "FusionResult", "create_fusion_backend", "fuse_face", "reference_face_of"]
 
-ImageLike = Union[Image.Image, np.ndarray]
-
-
 class FusionBackend(Protocol):
     name: str
 
     def fuse_one(
         self, target: np.ndarray, target_face: Face, reference: np.ndarray, reference_face: Face
-    ) -> tuple[np.ndarray, "FaceMask"]: ...
+    ) -> tuple[np.ndarray, FaceMask]: ...
 
 
 def fuse_face(
     target: ImageLike,
     reference: ImageLike,
-    analyzer: "FaceAnalyzer",
+    analyzer: FaceAnalyzer,
     *,
     strength: float = 0.7,
-    target_face: Optional[Face] = None,
-    reference_face: Optional[Face] = None,
+    target_face: Face | None = None,
+    reference_face: Face | None = None,
     all_faces: bool = False,
-    backend: Optional[FusionBackend] = None,
+    backend: FusionBackend | None = None,
 ) -> FusionResult:
     """Fuse the reference face into the largest face of `target` (every face with `all_faces`).
 
     `strength` 0 returns the target unchanged, 1 the fully fused face. A target without a face comes back unchanged
     with `applied=False, reason="no_face"`; a reference without a face raises FaceChainError("no_face").
-    Pass `reference_face` (and `target_face`) when already known, to skip detection.
+    Pass `reference_face` (and `target_face`) when already known, to skip detection. `result.target_faces` holds
+    the target's detected faces (fusion does not move them): pass them to `ranking.score_images(faces=...)`.
     """
     strength = _checked_strength(strength)
     target_rgb = as_rgb_array(target, "target")
@@ -71,7 +69,7 @@ def fuse_face(
     return result
 
 
-def reference_face_of(reference: ImageLike, analyzer: "FaceAnalyzer", name: str = "reference") -> Face:
+def reference_face_of(reference: ImageLike, analyzer: FaceAnalyzer, name: str = "reference") -> Face:
     """The largest face of the reference photo, or FaceChainError("no_face") naming it."""
     faces = analyzer.detect(as_rgb_array(reference, name), embed=False)
     if not faces:
@@ -83,7 +81,9 @@ def reference_face_of(reference: ImageLike, analyzer: "FaceAnalyzer", name: str 
     return faces[0]
 
 
-def create_fusion_backend(settings: "Settings", analyzer: "FaceAnalyzer", name: str = "auto", *, allow_learned: bool = True) -> FusionBackend:
+def create_fusion_backend(
+    settings: Settings, analyzer: FaceAnalyzer, name: str = "auto", *, allow_learned: bool = True
+) -> FusionBackend:
     """Pick the fusion backend ("auto" | "blend" | "inswapper"); see `fusion.backends`."""
     from .backends import select_backend
 
@@ -105,7 +105,12 @@ def _fuse_faces(
     if region is None:  # every face lay outside the image or the reference covered none of it
         return FusionResult(Image.fromarray(target), applied=False, reason="face_out_of_frame", backend=engine.name)
     return FusionResult(
-        Image.fromarray(output), applied=True, backend=engine.name, faces_fused=len(faces), mask=written, region=region,
+        Image.fromarray(output),
+        applied=True,
+        backend=engine.name,
+        faces_fused=len(faces),
+        mask=written,
+        region=region,
         details={"strength": strength},
     )
 
@@ -121,4 +126,3 @@ def _checked_strength(strength: float) -> float:
     if not 0.0 <= value <= 1.0:
         raise FaceChainError("invalid_request", f"strength: {strength} is outside 0..1.", field="strength", value=strength)
     return value
-

@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 FUSION_BACKENDS = ("auto", "blend", "inswapper")
 
 
-def select_backend(settings: "Settings", analyzer: "FaceAnalyzer", name: str = "auto", *, allow_learned: bool = True) -> "FusionBackend":
+def select_backend(
+    settings: Settings, analyzer: FaceAnalyzer, name: str = "auto", *, allow_learned: bool = True
+) -> FusionBackend:
     """The fusion backend to use.
 
     "auto": inswapper when a model file is present, learned fusion is allowed and the face backend gives ArcFace
@@ -34,7 +36,9 @@ def select_backend(settings: "Settings", analyzer: "FaceAnalyzer", name: str = "
         usable = allow_learned and model is not None and analyzer.embedding_dim == ARCFACE_DIM
         return InswapperFusion(model, analyzer) if usable and model is not None else BlendFusion()
     if not allow_learned:
-        raise FaceChainError("backend_unavailable", "The learned fusion backend (inswapper) is not allowed by the settings.", backend="inswapper")
+        raise FaceChainError(
+            "backend_unavailable", "The learned fusion backend (inswapper) is not allowed by the settings.", backend="inswapper"
+        )
     if model is None:
         where = settings.models_dir / "fusion"
         raise FaceChainError(

@@ -25,7 +25,9 @@ class BlendFusion:
         self.feather = feather
         self.margin = margin
 
-    def fuse_one(self, target: np.ndarray, target_face: Face, reference: np.ndarray, reference_face: Face) -> tuple[np.ndarray, FaceMask]:
+    def fuse_one(
+        self, target: np.ndarray, target_face: Face, reference: np.ndarray, reference_face: Face
+    ) -> tuple[np.ndarray, FaceMask]:
         """Full-strength fused crop at the returned mask's box (RGB uint8 arrays in, crop out)."""
         mask = build_face_mask(target.shape, target_face, feather=self.feather, margin=self.margin)
         x1, y1, x2, y2 = mask.box

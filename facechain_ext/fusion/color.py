@@ -10,8 +10,9 @@ import cv2
 import numpy as np
 
 MIN_STD = 1.0  # LAB units; avoids blowing up a flat (e.g. overexposed) channel
-# Contrast changes are bounded: red lipstick or heavy make-up on one face must not over-saturate the other.
-STD_RATIO_RANGE = (0.6, 1.6)
+# Contrast gains are bounded (red lipstick or heavy make-up on one face must not over-saturate the other); any
+# reduction is allowed, so a grayscale target gets a grayscale face.
+STD_RATIO_RANGE = (0.0, 1.6)
 
 
 def match_color_lab(source: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -19,8 +19,20 @@ from ..faces.types import Face
 # forehead a little above the brows, cheeks just inside the face contour, chin below the mouth.
 TEMPLATE_OUTLINE = np.array(
     [
-        [56.0, 20.0], [40.0, 23.0], [72.0, 23.0], [27.0, 34.0], [85.0, 34.0], [22.0, 52.0], [90.0, 52.0],
-        [23.0, 70.0], [89.0, 70.0], [28.0, 88.0], [84.0, 88.0], [38.0, 103.0], [74.0, 103.0], [56.0, 111.0],
+        [56.0, 20.0],
+        [40.0, 23.0],
+        [72.0, 23.0],
+        [27.0, 34.0],
+        [85.0, 34.0],
+        [22.0, 52.0],
+        [90.0, 52.0],
+        [23.0, 70.0],
+        [89.0, 70.0],
+        [28.0, 88.0],
+        [84.0, 88.0],
+        [38.0, 103.0],
+        [74.0, 103.0],
+        [56.0, 111.0],
     ],
     dtype=np.float32,
 )
@@ -39,7 +51,7 @@ class FaceMask:
     face_size: float  # keypoint-based face scale in pixels (drives erosion/feather radii)
     sigma: float  # feather sigma in pixels
 
-    def restricted(self, valid: np.ndarray) -> "FaceMask":
+    def restricted(self, valid: np.ndarray) -> FaceMask:
         """The same mask limited to `valid` (uint8 0/255 in the crop), feathered again from the new edge."""
         if bool((valid[self.binary > 0] > 0).all()):
             return self

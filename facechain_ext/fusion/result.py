@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -19,15 +19,15 @@ ZERO_STRENGTH = "zero_strength"
 class FusionResult:
     image: Image.Image
     applied: bool
-    reason: Optional[str] = None  # set whenever applied is False (never a silent no-op)
-    backend: Optional[str] = None  # "blend" | "inswapper"
+    reason: str | None = None  # set whenever applied is False (never a silent no-op)
+    backend: str | None = None  # "blend" | "inswapper"
     faces_fused: int = 0
     # Pixels that may differ from the input (True) — everything else is bit-identical. None when nothing was applied.
-    mask: Optional[np.ndarray] = None
-    region: Optional[tuple[int, int, int, int]] = None  # x1, y1, x2, y2 (exclusive) bounding box of `mask`
+    mask: np.ndarray | None = None
+    region: tuple[int, int, int, int] | None = None  # x1, y1, x2, y2 (exclusive) bounding box of `mask`
     # The target's faces as detected (largest first; None when no detection ran). Fusion keeps faces where they
     # were, so ranking can reuse these instead of detecting again (`ranking.score_images(..., faces=...)`).
-    target_faces: Optional[list[Face]] = None
+    target_faces: list[Face] | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
