@@ -132,6 +132,8 @@ def run_prepare(ctx: FaceChainContext, args: argparse.Namespace) -> tuple[dict[s
     report = prepare_photos([(p, p) for p in args.paths], analyzer, options)
     if args.out is not None:
         target = args.out.resolve()
+        if target.exists() and not target.is_dir():
+            raise FaceChainError("invalid_request", f"--out {target} is a file; give a folder.", path=str(target))
         if target.exists() and any(target.iterdir()) and not args.overwrite:
             raise FaceChainError("name_taken", f"{target} exists and is not empty; use --overwrite.", path=str(target))
         publish_dir(target, lambda tmp: build_identity_dir(tmp, name, report, now_iso()), overwrite=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -145,6 +146,14 @@ def test_embed_reproduces_detect_and_accepts_foreign_faces(analyzer: FaceAnalyze
     # A face from another backend has no dlib points: the shape is re-fitted inside its box.
     foreign = Face(bbox=face.bbox, score=0.9, kps=face.kps, backend="insightface")
     assert float(analyzer.embed(sample.image, foreign) @ face.embedding) > 0.97
+    # A face moved to another image (here: mirrored) keeps stale dlib points; they are ignored, not trusted.
+    mirrored = np.ascontiguousarray(np.asarray(sample.image)[:, ::-1])
+    width = sample.image.width
+    x1, y1, x2, y2 = face.bbox
+    moved_kps = face.kps[[1, 0, 2, 4, 3]] * np.array([-1.0, 1.0], dtype=np.float32) + np.array([width, 0], dtype=np.float32)
+    moved = dataclasses.replace(face, bbox=(width - x2, y1, width - x1, y2), kps=moved_kps, embedding=None)
+    direct = analyzer.detect(mirrored)[0].embedding
+    assert float(analyzer.embed(mirrored, moved) @ direct) > 0.97
 
 
 def test_pipeline_equals_bare_dlib(analyzer: FaceAnalyzer, analysed: list[Analysed]) -> None:

@@ -101,6 +101,8 @@ def test_upright_photo_is_not_rotated(analyzer: FaceAnalyzer, edge_table: list[d
     row = next(row for row in edge_table if row["kind"] == "unlabelled")
     result = analyzer.detect_upright(load_image(row["file"]), embed=False)
     assert result.rotation == 0 and len(result.faces) == 1 and result.faces[0].embedding is None
+    from_array = analyzer.detect_upright(np.asarray(load_image(row["file"])), embed=False)
+    assert from_array.rotation == 0 and from_array.faces[0].bbox == result.faces[0].bbox
 
 
 def test_no_face_stays_no_face_at_any_rotation(analyzer: FaceAnalyzer, edge_table: list[dict]) -> None:

@@ -96,6 +96,8 @@ def test_decoded_face_maps_onto_face(
     rgb = scene(*shape, cell, round(32 / det_scale))
     faces = FaceAnalyzer(backend).detect(rgb)
     assert len(faces) == 1  # both anchors of the cell fire; NMS keeps one; the 128 px pass finds nothing
+    # insightface's default multi-scale detection ran at both sizes, each on its own fixed-shape session.
+    assert backend.models().models["detection"].resolution_session_input_sizes == ((128, 128), (640, 640))
     face = faces[0]
     bbox, kps = SPEC.expected_detection((224, 160), det_scale)
     np.testing.assert_allclose(face.bbox, bbox, atol=1e-3)

@@ -199,3 +199,21 @@ def test_group_photo_fuses_the_largest_face_or_all(analyzer, references, edge_ta
     assert one.mask[centres[0][1], centres[0][0]] and not one.mask[centres[1][1], centres[1][0]]
     assert both.mask[centres[0][1], centres[0][0]] and both.mask[centres[1][1], centres[1][0]]
     assert len(one.target_faces) == 2  # what was detected is reported, for reuse by ranking
+
+
+def test_awkward_targets_grayscale_stays_gray_and_edge_faces_are_clipped(analyzer, references, edge_table):
+    def edge(name: str) -> Image.Image:
+        return load_image(next(r["file"] for r in edge_table if r["path"].endswith(name)))
+
+    gray = edge("gray_L_deepface_img30.jpg")
+    result = fuse_face(gray, references[0].image, analyzer, reference_face=references[0].face)
+    assert result.applied
+    pixels = np.asarray(result.image).astype(int)[result.mask]
+    # A colour reference fused into a black-and-white photo must not tint it (LAB a/b spread matched to ~0).
+    assert np.abs(pixels[:, 0] - pixels[:, 1]).max() <= 3 and np.abs(pixels[:, 1] - pixels[:, 2]).max() <= 3
+    # A face cut by the left border: the mask is clipped to the picture and Poisson blending still works there.
+    partial = edge("partial_face_obama_1.jpg")
+    result = fuse_face(partial, references[1].image, analyzer, reference_face=references[1].face)
+    assert result.applied and result.region[0] == 0
+    original = np.asarray(partial)
+    assert np.array_equal(np.asarray(result.image)[~result.mask], original[~result.mask])

@@ -181,7 +181,10 @@ def test_recompressed_copy_is_a_duplicate_and_the_sharper_photo_is_kept(
 
 def test_phrase_override_and_trigger(data_dir: Path, analyzer: FaceAnalyzer) -> None:
     options = PrepOptions(trigger="ohwx", phrase="a man in a suit")
-    result = prepare_photos([("o.jpg", data_dir / "faces" / "obama" / "face_recognition_obama.jpg")], analyzer, options)
+    calls: list[tuple[int, int, str]] = []
+    photos = [("o.jpg", data_dir / "faces" / "obama" / "face_recognition_obama.jpg"), ("bad.jpg", b"")]
+    result = prepare_photos(photos, analyzer, options, progress=lambda *args: calls.append(args))
+    assert [c[:2] for c in calls] == [(1, 2), (2, 2)]
     assert result.caption == "ohwx, a man in a suit" and result.phrase_source == "user"
     assert result.accepted[0].caption == "ohwx, a man in a suit" and result.best_photo == "o.jpg"
 

@@ -77,9 +77,3 @@ def working_copy(rgb: np.ndarray, *, max_side: int, min_side: int) -> WorkImage:
     # The rounded size changes the effective scale slightly; use the long side's exact ratio.
     exact = (size[0] / width) if width >= height else (size[1] / height)
     return WorkImage(np.ascontiguousarray(resized), exact)
-
-
-def face_to_scale(face: Face, scale: float) -> tuple[tuple[float, float, float, float], np.ndarray]:
-    """bbox and kps of `face` multiplied by `scale` (original -> work coordinates or back)."""
-    bbox = tuple(float(v) * scale for v in face.bbox)
-    return bbox, np.asarray(face.kps, dtype=np.float32) * scale  # type: ignore[return-value]

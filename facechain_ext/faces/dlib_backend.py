@@ -68,6 +68,12 @@ def keypoints_from_dlib5(points: np.ndarray) -> np.ndarray:
     return kps.astype(np.float32)
 
 
+def _points_match(points: np.ndarray, kps: np.ndarray) -> bool:
+    """True when dlib's raw points still describe `kps` (a caller may have moved the face, e.g. via dataclasses.replace)."""
+    expected = keypoints_from_dlib5(np.asarray(points, dtype=np.float32))[:3]
+    return bool(np.abs(expected - np.asarray(kps, dtype=np.float32)[:3]).max() <= 1.0)
+
+
 @dataclass
 class _DlibModels:
     dlib: Any  # the module, kept here so no module-level import is needed
@@ -189,7 +195,7 @@ class DlibBackend:
         x1, y1, x2, y2 = (float(v) * s for v in face.bbox)
         rect = dlib.rectangle(round(x1), round(y1), round(x2) - 1, round(y2) - 1)
         points = face.extra.get("dlib_points")
-        if points is not None and face.backend == self.name:
+        if face.backend == self.name and points is not None and _points_match(points, face.kps):
             parts = dlib.points([dlib.point(round(x * s), round(y * s)) for x, y in np.asarray(points)])
             shape = dlib.full_object_detection(rect, parts)
         else:

@@ -20,9 +20,10 @@ from .types import Face
 
 logger = logging.getLogger(__name__)
 
-# Cosine threshold for ArcFace w600k_r50 embeddings. NOT calibrated here (the buffalo_l weights cannot be downloaded in
-# our test environment); 0.40 is a conservative value from the usual ArcFace/IJB operating range (same-person pairs
-# typically score 0.5-0.8, different people below 0.3). Re-measure on ../shared/data/faces when the pack is available.
+# Cosine threshold for ArcFace w600k_r50 embeddings. NOT calibrated here: the buffalo_l weights cannot be downloaded
+# in our test environment. insightface's old deploy/test.py rejected squared L2 distances above 1.24 between unit
+# embeddings (= cosine 0.38) and its recent examples use 0.5; 0.40 sits at the permissive end of that range.
+# Re-measure on ../shared/data/faces (as tests/test_faces_dlib.py does for dlib) once the pack is available.
 INSIGHTFACE_THRESHOLD = 0.40
 
 # Preferred execution providers, best first: CUDA, then the platform accelerators, then CPU.

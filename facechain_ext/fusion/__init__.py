@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FusionBackend", "FusionResult", "create_fusion_backend", "fuse_face", "reference_face_of"]
 
+
 class FusionBackend(Protocol):
     name: str
 

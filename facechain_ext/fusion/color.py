@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-MIN_STD = 1.0  # LAB units; avoids blowing up a flat (e.g. overexposed) channel
+MIN_STD = 1.0  # LAB units; the source's spread is divided by: a flat (e.g. overexposed) channel must not blow up
 # Contrast gains are bounded (red lipstick or heavy make-up on one face must not over-saturate the other); any
 # reduction is allowed, so a grayscale target gets a grayscale face.
 STD_RATIO_RANGE = (0.0, 1.6)
@@ -26,7 +26,7 @@ def match_color_lab(source: np.ndarray, target: np.ndarray, mask: np.ndarray) ->
         src_values = src_lab[..., channel][inside]
         dst_values = dst_lab[..., channel][inside]
         src_mean, src_std = float(src_values.mean()), max(float(src_values.std()), MIN_STD)
-        dst_mean, dst_std = float(dst_values.mean()), max(float(dst_values.std()), MIN_STD)
+        dst_mean, dst_std = float(dst_values.mean()), float(dst_values.std())
         ratio = float(np.clip(dst_std / src_std, *STD_RATIO_RANGE))
         src_lab[..., channel] = (src_lab[..., channel] - src_mean) * ratio + dst_mean
     # Keep L, a, b in their valid ranges before converting back.

@@ -7,7 +7,16 @@ from __future__ import annotations
 
 from .headmask import HeadMasker, apply_head_mask
 from .options import PrepOptions
+from .parsing import head_masker_for
 from .pipeline import prepare_photos
 from .report import PhotoResult, PreparationReport
 
-__all__ = ["HeadMasker", "PhotoResult", "PrepOptions", "PreparationReport", "apply_head_mask", "prepare_photos"]
+__all__ = [
+    "HeadMasker",
+    "PhotoResult",
+    "PrepOptions",
+    "PreparationReport",
+    "apply_head_mask",
+    "head_masker_for",
+    "prepare_photos",
+]

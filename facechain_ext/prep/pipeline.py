@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -37,9 +37,16 @@ IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 
 
 def prepare_photos(
-    photos: Sequence[tuple[str, ImageSource]], analyzer: FaceAnalyzer, options: PrepOptions = PrepOptions()
+    photos: Sequence[tuple[str, ImageSource]],
+    analyzer: FaceAnalyzer,
+    options: PrepOptions = PrepOptions(),
+    *,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> PreparationReport:
-    """Prepare `(name, image)` pairs as training crops; raises FaceChainError('no_usable_photos') if none survive."""
+    """Prepare `(name, image)` pairs as training crops; raises FaceChainError('no_usable_photos') if none survive.
+
+    `progress(done, total, text)` is called after each photo (jobs and the UI show it).
+    """
     if not photos:
         raise FaceChainError("invalid_request", "No photos were given: upload at least one photo of the person.")
     results: list[PhotoResult] = []
@@ -47,6 +54,9 @@ def prepare_photos(
     for index, (name, source) in enumerate(photos):
         result, candidate = prepare_one(index, str(name), source, analyzer, options)
         results.append(result)
+        log.info("photo %d/%d %s", index + 1, len(photos), result.message if result.code else f"{name}: face found")
+        if progress is not None:
+            progress(index + 1, len(photos), f"Prepared {index + 1} of {len(photos)} photos")
         if candidate is not None:
             candidates.append(candidate)
     reject_duplicates(results, candidates, options)
