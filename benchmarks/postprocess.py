@@ -197,7 +197,7 @@ def markdown(results: list[dict[str, Any]], qual: dict[str, Any]) -> str:
         f"{100 * qual['written_share_mean']:.1f} % | {qual['ssim_outside_min']:.4f} | {qual['ssim_whole_mean']:.4f} | "
         f"{'yes' if qual['all_identical_outside_box'] else 'NO'} |",
         "",
-        f"(dlib same-person threshold: cosine {qual['same_person_threshold']:.2f})",
+        f"(dlib same-person threshold: cosine {qual['same_person_threshold']:.3f})",
     ]
     return "\n".join(lines)
 

@@ -105,19 +105,19 @@ def test_unknown_backend_is_refused(models_dir, insightface_analyzer):
     assert info.value.code == "invalid_request" and "gan" in info.value.message
 
 
-def test_auto_picks_inswapper_only_when_present_allowed_and_arcface(tmp_path, insightface_analyzer, dlib_analyzer):
+def test_auto_picks_inswapper_only_when_allowed_present_and_arcface(tmp_path, insightface_analyzer, dlib_analyzer):
     settings = Settings(models_dir=tmp_path)
     write_fake_inswapper(tmp_path / "fusion" / "inswapper_128.onnx")
-    assert isinstance(create_fusion_backend(settings, insightface_analyzer, "auto"), InswapperFusion)
-    assert isinstance(create_fusion_backend(settings, insightface_analyzer, "auto", allow_learned=False), BlendFusion)
+    # A model file alone is not consent: "auto" stays weight-free until learned fusion is allowed.
+    assert isinstance(create_fusion_backend(settings, insightface_analyzer, "auto"), BlendFusion)
+    assert isinstance(create_fusion_backend(settings, insightface_analyzer, "auto", allow_learned=True), InswapperFusion)
+    # Naming the backend is the user's explicit choice.
+    assert isinstance(create_fusion_backend(settings, insightface_analyzer, "inswapper"), InswapperFusion)
     # dlib's 128-d embeddings cannot condition inswapper: auto falls back, an explicit request explains why.
-    assert isinstance(create_fusion_backend(settings, dlib_analyzer, "auto"), BlendFusion)
+    assert isinstance(create_fusion_backend(settings, dlib_analyzer, "auto", allow_learned=True), BlendFusion)
     with pytest.raises(FaceChainError) as info:
         create_fusion_backend(settings, dlib_analyzer, "inswapper")
     assert info.value.code == "backend_unavailable" and "insightface" in info.value.message
-    with pytest.raises(FaceChainError) as info:
-        create_fusion_backend(settings, insightface_analyzer, "inswapper", allow_learned=False)
-    assert info.value.code == "backend_unavailable"
 
 
 def test_the_shared_insightface_folder_is_searched_too(tmp_path, insightface_analyzer):

@@ -78,6 +78,19 @@ def test_colour_matching_transfers_lab_statistics_inside_the_mask():
     assert np.abs(matched.astype(int) - target.astype(int)).mean() < np.abs(source.astype(int) - target.astype(int)).mean() / 3
 
 
+def test_colour_matching_bounds_contrast_and_allows_a_gray_face():
+    rng = np.random.default_rng(2)
+    source = np.clip(rng.normal((160, 110, 90), 30, size=(64, 64, 3)), 0, 255).astype(np.uint8)
+    flat_gray = np.full((64, 64, 3), 128, np.uint8)
+    mask = np.full((64, 64), 255, np.uint8)
+    lab = [
+        cv2.cvtColor(a.astype(np.float32) / 255, cv2.COLOR_RGB2LAB).reshape(-1, 3)
+        for a in (source, match_color_lab(source, flat_gray, mask))
+    ]
+    assert lab[1][:, 1:].std(axis=0).max() < 0.5  # no tint left on a gray target
+    assert lab[1][:, 0].std() == pytest.approx(0.6 * lab[0][:, 0].std(), rel=0.05)  # lightness detail kept at 60 %
+
+
 def test_poisson_blend_places_the_source_in_situ():
     rng = np.random.default_rng(1)
     # Smooth but non-trivial content: a blurred noise field.
@@ -127,18 +140,25 @@ def test_alignment_maps_reference_keypoints_onto_target_keypoints():
 
 
 def test_blend_fuses_a_synthetic_face_inside_its_mask_only():
-    target = np.full((256, 256, 3), (180, 140, 120), np.uint8)
+    rng = np.random.default_rng(3)
+    # Skin-like target with some texture (a perfectly flat target would flatten the reference's contrast to zero).
+    target = np.clip(rng.normal((180, 140, 120), 25, size=(256, 256, 3)), 0, 255).astype(np.uint8)
     reference = np.full((300, 300, 3), (60, 90, 160), np.uint8)
     cv2.circle(reference, (150, 150), 40, (250, 250, 250), -1)  # a bright feature in the reference face
     t_face, r_face = face_at(1.6, (38.0, 30.0)), face_at(2.2, (27.0, 20.0))
     crop, mask = BlendFusion().fuse_one(target, t_face, reference, r_face)
     x1, y1, x2, y2 = mask.box
     assert crop.shape == (y2 - y1, x2 - x1, 3)
-    # Structure from the reference: its bright disc (warped to the target's face centre) shows up in the crop.
-    centre = apply_matrix(reference_to_target(r_face, t_face), np.array([[150.0, 150.0]]))[0] - (x1, y1)
-    cx, cy = int(round(centre[0])), int(round(centre[1]))
-    assert mask.alpha[cy, cx] > 0.99
-    assert int(crop[cy, cx].astype(int).sum()) > 450 + 60
+    # Structure from the reference: its bright disc (warped onto the target's face) shows up in the crop,
+    # compared with a point of the face outside the disc.
+    to_crop = reference_to_target(r_face, t_face)
+    disc = apply_matrix(to_crop, np.array([[150.0, 150.0]]))[0] - (x1, y1)
+    cheek = apply_matrix(to_crop, np.array([[150.0, 150.0 + 75.0]]))[0] - (x1, y1)
+    (dx, dy), (kx, ky) = np.round(disc).astype(int), np.round(cheek).astype(int)
+    assert mask.alpha[dy, dx] > 0.99 and mask.alpha[ky, kx] > 0.99
+    brightness = crop.astype(float).sum(axis=2)
+    assert brightness[dy - 2 : dy + 3, dx - 2 : dx + 3].mean() > brightness[ky - 2 : ky + 3, kx - 2 : kx + 3].mean() + 30
     # Colour from the target: along the mask's edge the Poisson solution meets the target's colour.
     edge = (mask.binary > 0) & (cv2.erode(mask.binary, np.ones((5, 5), np.uint8)) == 0)
-    assert np.abs(crop[edge].astype(int) - np.array([180, 140, 120])).max() <= 6
+    target_crop = target[y1:y2, x1:x2]
+    assert np.abs(crop[edge].astype(float).mean(axis=0) - target_crop[edge].astype(float).mean(axis=0)).max() <= 6

@@ -18,6 +18,8 @@ from torch import nn
 
 CONTEXT_DIM = 32
 RESOLUTION = 64  # pixels; latents are 8x8
+# Plays the role of SD's 0.18215: brings this random VAE's latents to roughly unit variance.
+VAE_SCALE = 4.0
 
 
 def sd_alphas_cumprod(steps: int = 1000) -> torch.Tensor:
@@ -85,9 +87,16 @@ def tiny_vae(seed: int = 2):
     from diffusers import AutoencoderKL
 
     torch.manual_seed(seed)
-    return AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
-                         up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(8, 8, 16, 16),
-                         layers_per_block=1, latent_channels=4, norm_num_groups=8, sample_size=RESOLUTION).eval()
+    vae = AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+                        up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(8, 8, 16, 16),
+                        layers_per_block=1, latent_channels=4, norm_num_groups=8, sample_size=RESOLUTION,
+                        scaling_factor=VAE_SCALE).eval()
+    # A trained SD VAE has a very narrow posterior (latents ≈ the mean); a random one would have std ≈ 1, i.e.
+    # latents that are mostly sampling noise. Pin log-variance to -20 (std ≈ 5e-5) like the real thing.
+    with torch.no_grad():
+        vae.quant_conv.weight[4:] = 0.0
+        vae.quant_conv.bias[4:] = -20.0
+    return vae
 
 
 def tiny_diffusers_unet(seed: int = 3):
@@ -150,7 +159,7 @@ class TinyLatentDiffusion(nn.Module):
         self.register_buffer("alphas_cumprod", sd_alphas_cumprod())
         self.num_timesteps = 1000
         self.parameterization = parameterization
-        self.scale_factor = 0.18215
+        self.scale_factor = VAE_SCALE
         self.is_sd1, self.is_sd2, self.is_sdxl = is_sd1, False, False
 
     @torch.no_grad()

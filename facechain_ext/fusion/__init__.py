@@ -83,7 +83,7 @@ def reference_face_of(reference: ImageLike, analyzer: FaceAnalyzer, name: str = 
 
 
 def create_fusion_backend(
-    settings: Settings, analyzer: FaceAnalyzer, name: str = "auto", *, allow_learned: bool = True
+    settings: Settings, analyzer: FaceAnalyzer, name: str = "auto", *, allow_learned: bool = False
 ) -> FusionBackend:
     """Pick the fusion backend ("auto" | "blend" | "inswapper"); see `fusion.backends`."""
     from .backends import select_backend

@@ -17,12 +17,14 @@ FUSION_BACKENDS = ("auto", "blend", "inswapper")
 
 
 def select_backend(
-    settings: Settings, analyzer: FaceAnalyzer, name: str = "auto", *, allow_learned: bool = True
+    settings: Settings, analyzer: FaceAnalyzer, name: str = "auto", *, allow_learned: bool = False
 ) -> FusionBackend:
     """The fusion backend to use.
 
-    "auto": inswapper when a model file is present, learned fusion is allowed and the face backend gives ArcFace
-    embeddings; otherwise blend. "inswapper" asked for explicitly fails loudly when any of that is missing.
+    "auto": inswapper only when learned fusion is allowed (an explicit user setting: the file may simply be lying in
+    the shared insightface folder of another extension, and its licence is non-commercial), a model file is present
+    and the face backend gives ArcFace embeddings; otherwise blend. "inswapper" named explicitly is the user's own
+    choice: it fails loudly when the model or ArcFace embeddings are missing.
     """
     wanted = (name or "auto").strip().lower()
     if wanted not in FUSION_BACKENDS:
@@ -35,10 +37,6 @@ def select_backend(
     if wanted == "auto":
         usable = allow_learned and model is not None and analyzer.embedding_dim == ARCFACE_DIM
         return InswapperFusion(model, analyzer) if usable and model is not None else BlendFusion()
-    if not allow_learned:
-        raise FaceChainError(
-            "backend_unavailable", "The learned fusion backend (inswapper) is not allowed by the settings.", backend="inswapper"
-        )
     if model is None:
         where = settings.models_dir / "fusion"
         raise FaceChainError(

@@ -10,9 +10,10 @@ import cv2
 import numpy as np
 
 MIN_STD = 1.0  # LAB units; the source's spread is divided by: a flat (e.g. overexposed) channel must not blow up
-# Contrast gains are bounded (red lipstick or heavy make-up on one face must not over-saturate the other); any
-# reduction is allowed, so a grayscale target gets a grayscale face.
-STD_RATIO_RANGE = (0.0, 1.6)
+# Bounds on the std ratio per LAB channel. Gains are capped everywhere (red lipstick or heavy make-up on one face must
+# not over-saturate the other). Lightness keeps at least 60 % of the reference's contrast, because that contrast is
+# the facial detail being transferred; tint (a, b) may drop to zero, so a black-and-white target gets a gray face.
+STD_RATIO_RANGES = ((0.6, 1.6), (0.0, 1.6), (0.0, 1.6))
 
 
 def match_color_lab(source: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -27,7 +28,7 @@ def match_color_lab(source: np.ndarray, target: np.ndarray, mask: np.ndarray) ->
         dst_values = dst_lab[..., channel][inside]
         src_mean, src_std = float(src_values.mean()), max(float(src_values.std()), MIN_STD)
         dst_mean, dst_std = float(dst_values.mean()), float(dst_values.std())
-        ratio = float(np.clip(dst_std / src_std, *STD_RATIO_RANGE))
+        ratio = float(np.clip(dst_std / src_std, *STD_RATIO_RANGES[channel]))
         src_lab[..., channel] = (src_lab[..., channel] - src_mean) * ratio + dst_mean
     # Keep L, a, b in their valid ranges before converting back.
     np.clip(src_lab[..., 0], 0.0, 100.0, out=src_lab[..., 0])

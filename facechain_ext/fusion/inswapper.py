@@ -103,8 +103,9 @@ class InswapperFusion:
         import cv2
 
         embedding = reference_face.embedding
-        if embedding is None:
-            embedding = self.analyzer.embed(reference, reference_face)
+        if embedding is None or np.asarray(embedding).size != ARCFACE_DIM:
+            # Stored on the (cached) reference face so a job embeds its reference once, not once per image.
+            embedding = reference_face.embedding = self.analyzer.embed(reference, reference_face)
         source = SimpleNamespace(normed_embedding=np.asarray(embedding, np.float32))
         bgr = np.ascontiguousarray(target[:, :, ::-1])
         swapped_bgr, matrix = self._swapper.get(
