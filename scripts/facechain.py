@@ -5,6 +5,7 @@ Everything else lives in `facechain_ext`.
 """
 
 from facechain_ext.webui import register
-from facechain_ext.webui.script import FaceChainScript  # the host registers Script subclasses found in this file
+from facechain_ext.webui.script import script_class_for
 
-FaceChainScript.bind_context(register().ctx)  # the accordion shares the extension's context (models load once)
+# The host registers Script subclasses found in this file's namespace; this one shares the extension's context.
+FaceChainScript = script_class_for(register().ctx)

@@ -43,23 +43,20 @@ RUNTIME_ATTR = "_facechain_runtime"
 
 
 class FaceChainScript(scripts.Script):
-    # The context register() built; bound there and unbound on script unload. A fallback context is built from the
-    # host settings if a host ever instantiates the script without register() (then models load once per tab).
+    # The context register() built, set on a per-registration subclass (`script_class_for`), so a "Reload UI" gets a
+    # fresh class instead of mutating shared state. A fallback context is built from the host settings if a host ever
+    # instantiates the base class without register() (then models load once per tab).
     bound_context: ClassVar[Optional[FaceChainContext]] = None
 
     def __init__(self, ctx: Optional[FaceChainContext] = None) -> None:
         self._own_context = ctx  # given by our own routes / Generate view; the host passes nothing
         self._fallback_context: Optional[FaceChainContext] = None
 
-    @classmethod
-    def bind_context(cls, ctx: Optional[FaceChainContext]) -> None:
-        cls.bound_context = ctx
-
     def context(self) -> FaceChainContext:
         if self._own_context is not None:
             return self._own_context
-        if FaceChainScript.bound_context is not None:
-            return FaceChainScript.bound_context
+        if type(self).bound_context is not None:
+            return type(self).bound_context
         if self._fallback_context is None:
             from .host import read_settings
 
@@ -219,3 +216,8 @@ def reorder_processed(processed: Any, job: FaceChainJob) -> None:
 
 
 __all__ = ["FaceChainScript", "JOB_ATTR", "RUNTIME_ATTR", "reorder_processed", "FaceChainArgs"]
+
+
+def script_class_for(ctx: FaceChainContext) -> type[FaceChainScript]:
+    """The Script class the host should instantiate for one registration: shares `ctx` (models load once)."""
+    return type("FaceChainScript", (FaceChainScript,), {"bound_context": ctx, "__module__": __name__})
