@@ -5,7 +5,7 @@
 
 Score = cosine similarity between the image's face embedding and the identity's reference embedding (the mean of its
 photos). FaceChain's filter: exactly one face, and the face's long side within [min_face_ratio, max_face_ratio] of
-the image's short side (FaceChain: 120–300 px at 512 px). Images without a face are never dropped silently: they get
+the image's short side (FaceChain used 120–300 px at 512 px; our defaults are looser, see below). Images without a face are never dropped silently: they get
 score None and reason "no_face", and are kept after the ranked ones unless `drop_no_face`.
 """
 
@@ -25,9 +25,14 @@ if TYPE_CHECKING:
 
 ImageLike = Union[Image.Image, np.ndarray]
 
-# FaceChain kept faces whose box long side was 120–300 px in a 512 px image.
-DEFAULT_MIN_FACE_RATIO = 120.0 / 512.0  # ≈ 0.234
-DEFAULT_MAX_FACE_RATIO = 300.0 / 512.0  # ≈ 0.586
+# FaceChain kept faces whose box long side was 120–300 px in a 512 px image (its detector, its upper-body framing).
+FACECHAIN_MIN_FACE_RATIO = 120.0 / 512.0  # ≈ 0.234
+FACECHAIN_MAX_FACE_RATIO = 300.0 / 512.0  # ≈ 0.586
+# Our defaults are looser: headshot styles fill more of the frame, dlib's HOG boxes are tighter than FaceChain's
+# detector, and a user who paid for an image should not lose it to framing. They still drop thumbnails-in-a-crowd
+# and faces cut by the frame; FaceChain's range is one RankingOptions away.
+DEFAULT_MIN_FACE_RATIO = 0.08
+DEFAULT_MAX_FACE_RATIO = 0.95
 
 # Reasons an image is not ranked (stable strings shown in infotext, API and UI).
 NO_FACE = "no_face"

@@ -18,6 +18,8 @@ from facechain_ext.imaging import load_image
 from facechain_ext.ranking import (
     DEFAULT_MAX_FACE_RATIO,
     DEFAULT_MIN_FACE_RATIO,
+    FACECHAIN_MAX_FACE_RATIO,
+    FACECHAIN_MIN_FACE_RATIO,
     ImageScore,
     RankingOptions,
     rank,
@@ -131,12 +133,17 @@ def test_filter_excludes_group_photos_and_wrong_face_sizes(analyzer, pool, edge_
     group = downscaled(next(r["file"] for r in edge_table if r["path"].endswith("group_two_people.jpg")), 768)
     images = [group, close_up, canvas, framed]
     detected = [analyzer.detect(img) for img in images]
-    scores = score_images(images, reference, analyzer, faces=detected)  # FaceChain's default filter
+    facechain = RankingOptions(min_face_ratio=FACECHAIN_MIN_FACE_RATIO, max_face_ratio=FACECHAIN_MAX_FACE_RATIO)
+    scores = score_images(images, reference, analyzer, facechain, faces=detected)  # FaceChain's own filter
     assert [s.reason for s in scores] == ["multiple_faces", "face_size", "face_size", None]
     assert scores[0].face_count == 2 and scores[0].score is not None
-    assert scores[1].face_ratio > DEFAULT_MAX_FACE_RATIO and scores[2].face_ratio < DEFAULT_MIN_FACE_RATIO
-    assert DEFAULT_MIN_FACE_RATIO <= scores[3].face_ratio <= DEFAULT_MAX_FACE_RATIO
+    assert scores[1].face_ratio > FACECHAIN_MAX_FACE_RATIO and scores[2].face_ratio < FACECHAIN_MIN_FACE_RATIO
+    assert FACECHAIN_MIN_FACE_RATIO <= scores[3].face_ratio <= FACECHAIN_MAX_FACE_RATIO
     assert rank(scores) == [3]
+    # Our looser default keeps the close-up (a headshot) and still refuses the group photo.
+    default = score_images(images, reference, analyzer, faces=detected)
+    assert default[0].reason == "multiple_faces" and default[1].reason is None
+    assert DEFAULT_MIN_FACE_RATIO < FACECHAIN_MIN_FACE_RATIO and DEFAULT_MAX_FACE_RATIO > FACECHAIN_MAX_FACE_RATIO
     # The range is configurable: widen it and the close-up and the small face are ranked too.
     wide = RankingOptions(min_face_ratio=0.02, max_face_ratio=2.0)
     rescored = score_images(images, reference, analyzer, wide, faces=detected)
@@ -183,8 +190,8 @@ def test_bad_options_are_refused(kwargs):
     assert info.value.code == "invalid_request"
 
 
-def test_defaults_are_facechains_120_to_300_px_at_512():
-    assert DEFAULT_MIN_FACE_RATIO * 512 == pytest.approx(120) and DEFAULT_MAX_FACE_RATIO * 512 == pytest.approx(300)
+def test_facechain_range_is_120_to_300_px_at_512():
+    assert FACECHAIN_MIN_FACE_RATIO * 512 == pytest.approx(120) and FACECHAIN_MAX_FACE_RATIO * 512 == pytest.approx(300)
 
 
 def test_reference_from_another_backend_is_refused(analyzer, pool):
