@@ -37,7 +37,7 @@ class Settings:
             dirs.insert(0, self.insightface_root / "models" / pack)
         return dirs
 
-    def with_(self, **changes: object) -> "Settings":
+    def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 

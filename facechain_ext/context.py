@@ -23,9 +23,9 @@ class FaceChainContext:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._lock = threading.Lock()
-        self._analyzers: dict[str, "FaceAnalyzer"] = {}
+        self._analyzers: dict[str, FaceAnalyzer] = {}
 
-    def analyzer(self, backend: Optional[str] = None) -> "FaceAnalyzer":
+    def analyzer(self, backend: Optional[str] = None) -> FaceAnalyzer:
         """The face analyzer for `backend` (default: the configured one), loaded once and shared."""
         from .faces import create_analyzer, resolve_backend
 
@@ -41,19 +41,19 @@ class FaceChainContext:
             self._analyzers.clear()
 
     @cached_property
-    def identities(self) -> "IdentityStore":
+    def identities(self) -> IdentityStore:
         from .identities import IdentityStore
 
         return IdentityStore(self.settings.identities_dir)
 
     @cached_property
-    def styles(self) -> "StyleLibrary":
+    def styles(self) -> StyleLibrary:
         from .styles import StyleLibrary
 
         return StyleLibrary(self.settings.styles_dirs)
 
     @cached_property
-    def jobs(self) -> "JobQueue":
+    def jobs(self) -> JobQueue:
         from .jobs import JobQueue
 
         return JobQueue()

@@ -169,7 +169,7 @@ def args_to_infotext(args: FaceChainArgs) -> dict[str, str]:
     return params
 
 
-def fusion_text(strength: Optional[float], record: Optional["ImageRecord"] = None) -> str:
+def fusion_text(strength: Optional[float], record: Optional[ImageRecord] = None) -> str:
     """`FaceChain fusion` value: the strength, "off", or the strength plus why this image was not fused."""
     if strength is None:
         return "off"

@@ -51,12 +51,12 @@ def _missing_lora_file(identity: Any, lora_name: Optional[str]) -> Optional[str]
     return None
 
 
-def _style_lora_available(ctx: "FaceChainContext", style: Optional[Style]) -> bool:
+def _style_lora_available(ctx: FaceChainContext, style: Optional[Style]) -> bool:
     path = style_lora_path(style, ctx.settings.lora_dir) if style is not None else None
     return path is not None and path.is_file()
 
 
-def create_job(ctx: "FaceChainContext", args: FaceChainArgs) -> FaceChainJob:
+def create_job(ctx: FaceChainContext, args: FaceChainArgs) -> FaceChainJob:
     """Resolve everything a job needs up front; FaceChainError (404 identity/style) before any image is made."""
     if not args.enabled or not args.identity:
         raise FaceChainError("invalid_request", "FaceChain is not enabled or no identity was chosen.")
@@ -93,15 +93,15 @@ class JobRuntime:
     Kept next to the job on `p`, created on the first image, dropped with `p`.
     """
 
-    def __init__(self, ctx: "FaceChainContext", job: FaceChainJob) -> None:
+    def __init__(self, ctx: FaceChainContext, job: FaceChainJob) -> None:
         self.ctx = ctx
         self.job = job
         self.analyzer = ctx.analyzer()
-        self._reference: Optional[tuple["Image.Image", Any]] = None
+        self._reference: Optional[tuple[Image.Image, Any]] = None
         self._embedding: Any = None
         self._fusion_backend: Any = None
 
-    def reference(self) -> tuple["Image.Image", Any]:
+    def reference(self) -> tuple[Image.Image, Any]:
         """The identity's best photo and its face, loaded once."""
         if self._reference is None:
             from .fusion import reference_face_of
@@ -126,13 +126,13 @@ class JobRuntime:
         return self._fusion_backend
 
 
-def ranking_options(args: FaceChainArgs) -> "RankingOptions":
+def ranking_options(args: FaceChainArgs) -> RankingOptions:
     from .ranking import RankingOptions
 
     return RankingOptions(top_k=args.ranking.top_k, min_score=args.ranking.min_score, drop_no_face=args.ranking.drop_no_face)
 
 
-def process_image(runtime: JobRuntime, image: "Image.Image", record: ImageRecord) -> "Image.Image":
+def process_image(runtime: JobRuntime, image: Image.Image, record: ImageRecord) -> Image.Image:
     """Fuse (when enabled) and score one generated image; fills `record`, returns the image to keep.
 
     One detection serves both steps: fusion keeps the face where it was, so the fused face is re-embedded at the
@@ -159,7 +159,7 @@ def process_image(runtime: JobRuntime, image: "Image.Image", record: ImageRecord
     return result_image
 
 
-def _fuse(runtime: JobRuntime, image: "Image.Image", face: Any, record: ImageRecord) -> "Image.Image":
+def _fuse(runtime: JobRuntime, image: Image.Image, face: Any, record: ImageRecord) -> Image.Image:
     from .fusion import fuse_face
 
     reference, reference_face = runtime.reference()
@@ -172,7 +172,7 @@ def _fuse(runtime: JobRuntime, image: "Image.Image", face: Any, record: ImageRec
     return result.image if result.applied else image
 
 
-def record_scores(records: list[ImageRecord]) -> list["ImageScore"]:
+def record_scores(records: list[ImageRecord]) -> list[ImageScore]:
     from .ranking import ImageScore
 
     return [ImageScore(index=i, score=r.score, face_count=r.face_count or 0, reason=r.score_note) for i, r in enumerate(records)]

@@ -17,8 +17,7 @@ from ..generation import (
     FaceChainArgs,
     args_from_infotext,
 )
-
-DEFAULT_LORA_WEIGHT_UI = 0.9
+from .settings import ui_default
 
 
 def identity_choices(ctx: FaceChainContext) -> list[str]:
@@ -63,14 +62,14 @@ def build_script_ui(script: Any, ctx: FaceChainContext) -> tuple[list[Any], list
                                    elem_id=eid("identity"))  # a pasted infotext may name an identity not listed
             refresh = gr.Button(value="\U0001f504", elem_id=eid("refresh"), variant="secondary")
         with gr.Row():
-            lora_weight = gr.Slider(0.0, 1.5, value=DEFAULT_LORA_WEIGHT_UI, step=0.05, label="LoRA weight", elem_id=eid("lora_weight"))
+            lora_weight = gr.Slider(0.0, 1.5, value=ui_default("facechain_lora_weight"), step=0.05, label="LoRA weight", elem_id=eid("lora_weight"))
             style = gr.Dropdown(label="Style", choices=style_choices(ctx), value=NO_STYLE, elem_id=eid("style"))
         with gr.Row():
             fusion_enabled = gr.Checkbox(label="Face fusion", value=True, elem_id=eid("fusion_enabled"))
-            fusion_strength = gr.Slider(0.0, 1.0, value=0.7, step=0.05, label="Fusion strength", elem_id=eid("fusion_strength"))
+            fusion_strength = gr.Slider(0.0, 1.0, value=ui_default("facechain_fusion_strength"), step=0.05, label="Fusion strength", elem_id=eid("fusion_strength"))
         with gr.Row():
             ranking_enabled = gr.Checkbox(label="Rank by similarity", value=True, elem_id=eid("ranking_enabled"))
-            top_k = gr.Slider(0, 32, value=0, step=1, label="Keep top K (0 = all)", elem_id=eid("top_k"))
+            top_k = gr.Slider(0, 32, value=ui_default("facechain_ranking_top_k"), step=1, label="Keep top K (0 = all)", elem_id=eid("top_k"))
             min_score = gr.Slider(0.0, 1.0, value=0.0, step=0.01, label="Minimum similarity (0 = none)", elem_id=eid("min_score"))
             drop_no_face = gr.Checkbox(label="Drop images without a face", value=False, elem_id=eid("drop_no_face"))
 

@@ -69,3 +69,10 @@ def option_value(opts: Any, key: str) -> Any:
     except AttributeError:
         return default
     return default if value is None else value
+
+
+def ui_default(key: str) -> Any:
+    """The user's default for a control (Settings → FaceChain), read when the control is built."""
+    from modules import shared
+
+    return option_value(shared.opts, key)

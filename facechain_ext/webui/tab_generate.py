@@ -19,6 +19,7 @@ from ..context import FaceChainContext
 from ..errors import FaceChainError
 from ..generation import args_to_dict, parse_args
 from ..prompts import format_number
+from .settings import ui_default
 
 JS_SUBMIT = "facechain_generate_submit"
 FALLBACK_SAMPLERS = ["DPM++ 2M", "Euler a", "Euler", "DDIM"]
@@ -150,10 +151,10 @@ def build(ctx: FaceChainContext) -> None:
             sampler = gr.Dropdown(label="Sampler", choices=names, value=names[0])
             with gr.Row():
                 fusion_on = gr.Checkbox(value=True, label="Face fusion")
-                strength = gr.Slider(0.0, 1.0, value=0.7, step=0.05, label="Fusion strength")
+                strength = gr.Slider(0.0, 1.0, value=ui_default("facechain_fusion_strength"), step=0.05, label="Fusion strength")
             with gr.Row():
                 ranking_on = gr.Checkbox(value=True, label="Rank by similarity")
-                top_k = gr.Slider(0, 32, value=0, step=1, label="Keep top K per style (0 = all)")
+                top_k = gr.Slider(0, 32, value=ui_default("facechain_ranking_top_k"), step=1, label="Keep top K per style (0 = all)")
                 min_score = gr.Slider(0.0, 1.0, value=0.0, step=0.01, label="Minimum similarity (0 = none)")
                 drop = gr.Checkbox(value=False, label="Drop images without a face")
             task_id = gr.Textbox(visible=False, elem_id="facechain_gen_task_id")

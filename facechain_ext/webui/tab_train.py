@@ -17,6 +17,7 @@ import gradio as gr
 
 from ..errors import FaceChainError
 from ..lora.config import PRESETS
+from .settings import ui_default
 from .training_worker import cancel_job, submit_training
 
 JS_START = "facechain_train_start"
@@ -82,7 +83,7 @@ def build(ctx: Any) -> gr.Blocks:
             identity = gr.Dropdown(label="Identity", choices=identity_choices(ctx), elem_id="facechain_train_identity")
             refresh_ids = gr.Button("Refresh identities", elem_id="facechain_train_refresh_identities")
         with gr.Row():
-            preset = gr.Radio(label="Preset", choices=sorted(PRESETS), value="fast")
+            preset = gr.Radio(label="Preset", choices=sorted(PRESETS), value=ui_default("facechain_training_preset"))
             steps = gr.Number(label="Steps (0 = preset: 100/200 per photo)", value=0, precision=0)
             rank = gr.Slider(label="LoRA rank (0 = preset: 4 fast, 16 quality)", minimum=0, maximum=64, step=1, value=0)
         with gr.Accordion("Advanced options", open=False):
