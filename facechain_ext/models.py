@@ -42,6 +42,10 @@ def _fact_dirs(settings: Settings) -> list[Path]:
     return [settings.models_dir / "fact"]
 
 
+def _parsing_dirs(settings: Settings) -> list[Path]:
+    return [settings.models_dir / "parsing"]
+
+
 def _fusion_dirs(settings: Settings) -> list[Path]:
     # other face-swap extensions keep it directly in <models>/insightface; we look there too, never copy it
     dirs = [settings.models_dir / "fusion"]
@@ -98,6 +102,17 @@ MANIFEST: tuple[ModelSpec, ...] = (
         licence="insightface: non-commercial research use only",
         folders=_fusion_dirs,
         required_for="model-based face fusion",
+    ),
+    ModelSpec(
+        name="face_parsing_bisenet",
+        kind="face_parsing",
+        description="BiSeNet face parser (CelebAMask-HQ, 19 classes) as ONNX: the head mask of training crops.",
+        files=(ModelFile("face_parsing_bisenet.onnx"),),
+        sources=({"site": "github", "repo": "zllrunning/face-parsing.PyTorch",
+                  "note": "export 79999_iter.pth to ONNX (512x512 RGB in, 1x19x512x512 out); 79999_iter.onnx is accepted too"},),
+        licence="MIT",
+        folders=_parsing_dirs,
+        required_for="the optional head mask of training photos (without it the background is kept)",
     ),
 )
 

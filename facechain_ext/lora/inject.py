@@ -114,9 +114,14 @@ class LoraSession:
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Set the LoRA weights from a kohya state dict of the same targets (e.g. to render a snapshot)."""
         grouped = kohya.group_state_dict(state)
+        missing = [p for p in self.targets if kohya.kohya_name(p) not in grouped]
+        if missing:
+            raise ValueError(f"state dict lacks LoRA weights for {len(missing)} target(s), e.g. {missing[0]}")
         for path in self.targets:
             w = grouped[kohya.kohya_name(path)]
             layer = self._layer(path)
+            if w.rank != layer.lora_A[ADAPTER].weight.shape[0]:
+                raise ValueError(f"rank {w.rank} in the state dict does not match the attached rank for {path}")
             layer.lora_A[ADAPTER].weight.copy_(w.down)
             layer.lora_B[ADAPTER].weight.copy_(w.up * (w.scale * w.rank / self.alpha))
 

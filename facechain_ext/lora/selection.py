@@ -70,5 +70,5 @@ def select_best(
 
 
 def _best_image(chosen: list[SnapshotScore]) -> Any:
-    pairs = [(score, image) for s in chosen for score, image in zip(s.scores, s.images) if score is not None]
+    pairs = [(score, image) for s in chosen for score, image in zip(s.scores, s.images, strict=True) if score is not None]
     return max(pairs, key=lambda pair: pair[0])[1] if pairs else None

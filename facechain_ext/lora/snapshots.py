@@ -63,6 +63,6 @@ def average_snapshots(snapshots: Sequence[Snapshot | dict[str, torch.Tensor]]) -
         rank = sum(down.shape[0] for down in downs)
         # Bake each snapshot's scale into its up factor, then store alpha = rank so the file's scale is 1.
         averaged[f"{name}.lora_down.weight"] = torch.cat(downs, 0).contiguous()
-        averaged[f"{name}.lora_up.weight"] = torch.cat([u * s / count for u, s in zip(ups, scales)], 1).contiguous()
+        averaged[f"{name}.lora_up.weight"] = torch.cat([u * s / count for u, s in zip(ups, scales, strict=True)], 1).contiguous()
         averaged[f"{name}.alpha"] = torch.tensor(float(rank))
     return averaged

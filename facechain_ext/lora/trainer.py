@@ -21,10 +21,12 @@ from facechain_ext.errors import FaceChainError
 from facechain_ext.lora.augment import augmented_variants, to_pixels
 from facechain_ext.lora.config import TrainConfig
 from facechain_ext.lora.inject import LoraSession, lora_attached
-from facechain_ext.lora.snapshots import Snapshot, StepInfo, TrainResult
 from facechain_ext.lora.schedule import make_optimizer, precision_plan
+from facechain_ext.lora.snapshots import Snapshot, StepInfo, TrainResult
 
-ENCODE_CHUNK = 4  # images per VAE call while caching: bounds peak memory at 512 px
+# Images per VAE call while caching. One at a time on CPU keeps the peak no higher than a plain loop's; a few at
+# once on a GPU use it better at little memory cost.
+CPU_ENCODE_CHUNK, GPU_ENCODE_CHUNK = 1, 4
 
 
 @dataclass
@@ -52,12 +54,13 @@ def prepare_data(model, items: Sequence[tuple[Image.Image, str]], config: TrainC
     rng = random.Random(config.seed)
     images = [variant for image, _ in items for variant in augmented_variants(image, config, rng)]
     chunks = []
-    for start in range(0, len(images), ENCODE_CHUNK):
-        pixels = to_pixels(images[start:start + ENCODE_CHUNK])
+    chunk = GPU_ENCODE_CHUNK if model.device.type == "cuda" else CPU_ENCODE_CHUNK
+    for start in range(0, len(images), chunk):
+        pixels = to_pixels(images[start:start + chunk])
         chunks.append(model.encode_images(pixels, seed=config.seed + start).to(model.device))
     latents = torch.cat(chunks).reshape(len(items), config.augment_variants, *chunks[0].shape[1:])
     captions = sorted({caption for _, caption in items})
-    embedded = dict(zip(captions, model.encode_prompts(captions).split(1)))
+    embedded = dict(zip(captions, model.encode_prompts(captions).split(1), strict=True))
     return TrainingData(latents=latents, conds=[embedded[caption].to(model.device) for _, caption in items])
 
 
@@ -79,7 +82,7 @@ class _Sampler:
     def draw(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         photos = [self._next_photo() for _ in range(self.config.batch_size)]
         variants = [self.rng.randrange(self.config.augment_variants) for _ in photos]
-        latents = torch.stack([self.data.latents[p, v] for p, v in zip(photos, variants)])
+        latents = torch.stack([self.data.latents[p, v] for p, v in zip(photos, variants, strict=True)])
         cond = torch.cat([self.data.conds[p] for p in photos])
         t = torch.randint(0, self.timesteps, (len(photos),), generator=self.generator)
         noise = torch.randn(latents.shape, generator=self.generator)

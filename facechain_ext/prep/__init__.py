@@ -5,11 +5,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .headmask import HeadMasker, apply_head_mask
 from .options import PrepOptions
 from .parsing import head_masker_for
 from .pipeline import prepare_photos
 from .report import PhotoResult, PreparationReport
+
+if TYPE_CHECKING:
+    from ..config import Settings
+
+
+def options_for(settings: Settings, *, phrase: str | None = None, head_mask: bool | None = None) -> PrepOptions:
+    """PrepOptions as the tab and the API use them; `head_mask=None` masks when the parsing model is installed."""
+    masker = head_masker_for(settings) if head_mask is not False else None
+    return PrepOptions(phrase=phrase or None, head_mask=masker is not None or bool(head_mask), head_masker=masker)
 
 __all__ = [
     "HeadMasker",
@@ -18,5 +29,6 @@ __all__ = [
     "PreparationReport",
     "apply_head_mask",
     "head_masker_for",
+    "options_for",
     "prepare_photos",
 ]

@@ -135,7 +135,7 @@ class FaceRoutes:
         return upright.faces[0].embedding
 
     def create_identity(self, req: IdentityCreateRequest) -> JSONResponse:
-        from ..prep import PrepOptions, prepare_photos
+        from ..prep import options_for, prepare_photos
 
         _check_count(req.images, "images")
         store = self.ctx.identities
@@ -144,7 +144,7 @@ class FaceRoutes:
                                  "to replace it.", name=req.name)
         analyzer = self.ctx.analyzer(req.backend)
         photos = [(f"images[{i}]", _raw_bytes(data)) for i, data in enumerate(req.images)]
-        report = prepare_photos(photos, analyzer, PrepOptions(phrase=req.phrase or None))
+        report = prepare_photos(photos, analyzer, options_for(self.ctx.settings, phrase=req.phrase))
         identity = store.create(req.name, report, overwrite=req.overwrite)
         # the stored report: crop paths relative to the identity folder
         body = {"name": identity.name, **store.report(identity.name), "identity": identity.to_dict()}

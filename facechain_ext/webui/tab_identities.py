@@ -90,7 +90,7 @@ class IdentityHandlers:
 
     def prepare(self, files: Any, name: str, phrase: str, overwrite: bool) -> tuple[Any, ...]:
         """-> (message html, gallery, rejected rows, identities dropdown update, identities table)."""
-        from ..prep import PrepOptions, prepare_photos
+        from ..prep import options_for, prepare_photos
 
         gallery: list = []
         rejected: list = []
@@ -101,7 +101,7 @@ class IdentityHandlers:
             name = (name or "").strip()
             if not name:
                 raise FaceChainError("invalid_name", "Give the identity a name (letters, digits, _ and -).")
-            report = prepare_photos(photos, self.ctx.analyzer(), PrepOptions(phrase=(phrase or "").strip() or None))
+            report = prepare_photos(photos, self.ctx.analyzer(), options_for(self.ctx.settings, phrase=(phrase or "").strip() or None))
             gallery, rejected, summary = report_view(report)
             identity = self.ctx.identities.create(name, report, overwrite=bool(overwrite))
             message = message_html(f"Identity <b>{html.escape(identity.name)}</b> saved. {summary}")
