@@ -163,3 +163,22 @@ def test_average_snapshots_averages_the_weight_deltas():
     assert torch.equal(delta(single), delta(snaps[0].state_dict))
     with pytest.raises(ValueError):
         average_snapshots([snaps[0], Snapshot(9, {"other.lora_down.weight": torch.ones(1)})])
+
+
+def test_trains_when_called_under_no_grad_and_stays_fp32_on_cpu(model):
+    from facechain_ext.lora.schedule import precision_plan
+
+    autocast_dtype, scaler = precision_plan(model, CFG)
+    assert autocast_dtype is None and not scaler.is_enabled()  # mixed precision only on CUDA
+    with torch.no_grad():  # host code paths often run under no_grad; training must still get gradients
+        result = train_lora(model, photos(1), TrainConfig(**{**CFG.to_dict(), "steps": 2}))
+    assert any(v.abs().sum() > 0 for k, v in result.final.items() if "lora_up" in k)
+
+
+def test_import_is_cheap():
+    import subprocess
+    import sys
+
+    code = "import sys, facechain_ext.lora, facechain_ext.diffusion; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
