@@ -182,7 +182,7 @@ def test_diffusers_file_reproduces_outputs_with_diffusers_loader(diffusers_model
         base = diffusers_model.predict(latents, t, cond)
     assert (reference - base).abs().max() > 1e-3
     path = save_lora(tmp_path / "face.safetensors", state, {"ss_output_name": "face"})
-    converted, alphas = StableDiffusionLoraLoaderMixin.lora_state_dict(str(path))
+    converted, alphas = StableDiffusionLoraLoaderMixin.lora_state_dict(str(path.parent), weight_name=path.name)
     StableDiffusionLoraLoaderMixin.load_lora_into_unet(converted, alphas, diffusers_model.unet)
     with torch.no_grad():
         loaded = diffusers_model.predict(latents, t, cond)
