@@ -12,10 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-
-def to_dict(model: BaseModel) -> dict[str, Any]:
-    dump = getattr(model, "model_dump", None)  # pydantic 2
-    return dump() if dump is not None else model.dict()
+from .modelcompat import dump_model as to_dict  # noqa: F401 - the name the routes use
 
 
 # ---- errors (documented shape of every error body) ----

@@ -22,6 +22,11 @@ def is_forge() -> bool:
         return False
 
 
+def js_kwargs(function_name: str) -> dict[str, str]:
+    """The event argument that runs a JS function first: `_js=` on gradio 3 (A1111), `js=` on gradio 4 (Forge)."""
+    return {"js": function_name} if gradio_major() >= 4 else {"_js": function_name}
+
+
 def gradio_major() -> int:
     try:
         from importlib.metadata import version

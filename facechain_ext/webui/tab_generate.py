@@ -19,6 +19,7 @@ from ..context import FaceChainContext
 from ..errors import FaceChainError
 from ..generation import args_to_dict, parse_args
 from ..prompts import format_number
+from .host import js_kwargs
 from .settings import ui_default
 
 JS_SUBMIT = "facechain_generate_submit"
@@ -169,7 +170,7 @@ def build(ctx: FaceChainContext) -> None:
 
     inputs = [task_id, identity, style_box, per_style, width, height, steps, cfg, sampler, seed, use_style,
               fusion_on, strength, ranking_on, top_k, min_score, drop, prompt, negative]
-    run.click(fn=_wrapped_handler(ctx), inputs=inputs, outputs=[gallery, infotexts, selected_info, status], **_js(JS_SUBMIT))
+    run.click(fn=_wrapped_handler(ctx), inputs=inputs, outputs=[gallery, infotexts, selected_info, status], **js_kwargs(JS_SUBMIT))
     gallery.select(fn=_select_info, inputs=[infotexts], outputs=[selected_info])
 
     def refresh_lists() -> tuple[Any, Any]:
@@ -236,12 +237,6 @@ def _send_to_buttons(gallery: Any, info: Any) -> None:
         copypaste.register_paste_params_button(copypaste.ParamBinding(
             paste_button=button, tabname=tabname, source_text_component=info, source_image_component=gallery,
         ))
-
-
-def _js(name: str) -> dict[str, str]:
-    from .host import gradio_major
-
-    return {"js": name} if gradio_major() >= 4 else {"_js": name}
 
 
 __all__ = ["build", "generate_portraits", "GenerateOptions", "PortraitResult", "job_fields"]

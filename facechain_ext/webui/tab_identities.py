@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import gradio as gr
 
 from ..errors import FaceChainError
+from .host import js_kwargs
 
 log = logging.getLogger("facechain")
 
@@ -194,14 +195,8 @@ def build(ctx: Any) -> gr.Blocks:
         prepare.click(fn=handlers.prepare, inputs=[photos, name, phrase, overwrite],
                       outputs=[message, gallery, rejected, chosen, table])
         refresh.click(fn=handlers.refresh, inputs=[chosen], outputs=[chosen, table])
+        # the JS asks for confirmation first (javascript/facechain.js)
         delete.click(fn=handlers.delete, inputs=[chosen], outputs=[details, chosen, table],
-                     **_confirm_js())
+                     **js_kwargs("facechain_confirm_delete"))
         chosen.change(fn=handlers.show, inputs=[chosen], outputs=[best, details])
     return block
-
-
-def _confirm_js() -> dict[str, str]:
-    """Ask before deleting (javascript/facechain.js); `_js=` on gradio 3, `js=` on gradio 4."""
-    from .host import gradio_major
-
-    return {"js": "facechain_confirm_delete"} if gradio_major() >= 4 else {"_js": "facechain_confirm_delete"}

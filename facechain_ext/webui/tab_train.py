@@ -17,17 +17,11 @@ import gradio as gr
 
 from ..errors import FaceChainError
 from ..lora.config import PRESETS
+from .host import js_kwargs
 from .settings import ui_default
 from .training_worker import cancel_job, submit_training
 
 JS_START = "facechain_train_start"
-
-
-def _js(name: str) -> dict[str, str]:
-    """`_js=` on gradio 3 (A1111), `js=` on gradio 4 (Forge)."""
-    from .host import gradio_major
-
-    return {"js": name} if gradio_major() >= 4 else {"_js": name}
 
 
 def identity_choices(ctx: Any) -> list[str]:
@@ -113,7 +107,7 @@ def build(ctx: Any) -> gr.Blocks:
         options = [identity, preset, steps, rank, alpha, learning_rate, resolution, seed, lora_name, overwrite, validation]
         handlers = TrainHandlers(ctx)
         refresh_ids.click(fn=handlers.refresh_identities, inputs=[identity], outputs=[identity])
-        train.click(fn=handlers.start, inputs=[task_id, *options], outputs=[job_id, status], **_js(JS_START))
+        train.click(fn=handlers.start, inputs=[task_id, *options], outputs=[job_id, status], **js_kwargs(JS_START))
         refresh.click(fn=handlers.refresh, inputs=[job_id], outputs=[job_id, status, out_name, out_prompt, gallery])
         cancel.click(fn=handlers.cancel, inputs=[job_id], outputs=[status])
     return block
