@@ -1,4 +1,4 @@
-"""`python -m facechain_ext`: face detection, similarity and training-photo preparation from the command line.
+"""`python -m facechain_ext`: face detection, similarity, training-photo preparation and models from the command line.
 
 Every command prints exactly one JSON document on stdout (logs go to stderr) and exits non-zero when the command as a
 whole fails: 1 for a FaceChainError (the document is `{"error": {code, message, context}}`), 2 for bad arguments,
@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--trigger", default="fcsks", help="trigger word of the captions")
     prepare.add_argument("--overwrite", action="store_true", help="replace an existing identity / --out folder")
     prepare.add_argument("--head-mask", action="store_true", help="paint all but the head white (needs the face-parsing model)")
+
+    models = commands.add_parser("models", help="status of the optional models (or: models download NAME)")
+    model_commands = models.add_subparsers(dest="models_command", parser_class=_Parser)
+    download = model_commands.add_parser("download", help="download, verify and install one manifest model")
+    download.add_argument("name", metavar="NAME")
+    download.add_argument("--allow-download", action="store_true", help="consent to this download (required)")
     return parser
 
 
@@ -145,7 +151,27 @@ def run_prepare(ctx: FaceChainContext, args: argparse.Namespace) -> tuple[dict[s
     return {**stored, "name": name, "identity_dir": str(target)}, True
 
 
-COMMANDS = {"detect": run_detect, "similarity": run_similarity, "prepare": run_prepare}
+def run_models(ctx: FaceChainContext, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
+    """`models`: every manifest model's status; `models download NAME --allow-download`: fetch one (progress on stderr)."""
+    from .models import get_spec, model_status
+
+    if args.models_command != "download":
+        return {"models": model_status(ctx.settings)}, True
+    from .downloads import download_model
+
+    settings = ctx.settings.with_(allow_downloads=bool(args.allow_download))  # offline still wins
+    last = [-1]
+
+    def progress(done: int, total: int, text: str) -> None:
+        percent = int(100 * done / total) if total else 0
+        if percent != last[0]:  # one line per percent, not per chunk
+            last[0] = percent
+            print(f"{percent:3d}% {text}", file=sys.stderr, flush=True)
+
+    return download_model(get_spec(args.name), settings, progress=progress), True
+
+
+COMMANDS = {"detect": run_detect, "similarity": run_similarity, "prepare": run_prepare, "models": run_models}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

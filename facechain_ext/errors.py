@@ -33,6 +33,11 @@ HTTP_STATUS: dict[str, int] = {
     "cancelled": 409,
     "lora_unreadable": 422,
     "training_failed": 500,
+    "downloads_disabled": 403,
+    "unverifiable_model": 422,
+    "download_failed": 502,
+    "checksum_mismatch": 502,
+    "unsafe_archive": 502,
     "internal_error": 500,
 }
 

@@ -39,6 +39,8 @@ class ModelFileInfo(BaseModel):
     name: str
     present: bool
     size: int | None = None
+    expected_size: int | None = Field(None, description="bytes of the published file, when the manifest knows it")
+    size_ok: bool | None = Field(None, description="size equals the published one (null: unknown or absent)")
     sha256: str | None = None
 
 
@@ -54,10 +56,22 @@ class ModelInfo(BaseModel):
     files: list[ModelFileInfo] = Field(default_factory=list)
     required_for: str = ""
     hint: str | None = None
+    downloadable: bool = Field(False, description="FaceChain can download and verify it (else manual install only)")
+    download_size: int | None = Field(None, description="bytes a download fetches")
+    download_blocked: str | None = Field(None, description="why POST .../download would be refused now")
+    checksum_source: str = ""
 
 
 class ModelsResponse(BaseModel):
     models: list[ModelInfo]
+
+
+class ModelDownloadAccepted(BaseModel):
+    """202 answer of POST /facechain/v1/models/{name}/download: poll GET /facechain/v1/jobs/{job_id}."""
+
+    job_id: str
+    status: str
+    model: str
 
 
 # ---- faces ----

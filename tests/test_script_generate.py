@@ -169,3 +169,24 @@ def test_missing_lora_file_is_said_and_left_out_of_the_prompt(ctx, host):
         os.replace(moved, lora["path"])
     assert host.calls[-1]["networks"] == [] and "fcsks, a person" in host.calls[-1]["prompt"]
     assert "LoRA file" in processed.comments and "is missing" in processed.comments
+
+
+def test_hires_pass_gets_the_same_lora_and_negatives_and_no_spurious_hires_infotext(ctx, host):
+    """A1111 1.10 hires fix reads p.all_hr_prompts / all_hr_negative_prompts (separate lists) after
+    before_process_batch, and prints "Hires (negative) prompt" whenever they differ from the first pass."""
+    script = FaceChainScript(ctx)
+    p = make_p(script, [True, IDENTITY, LORA_WEIGHT, "film_photo", False, 0.7, False, 0, 0.0, False],
+               n_iter=1, enable_hr=True, hr_upscaler="Latent")
+    processed = processing.process_images(p)
+    assert len(host.hr_calls) == 2
+    for first, second in zip(host.calls[-2:], host.hr_calls, strict=True):
+        assert second["prompt"] == first["prompt"] and second["networks"] == first["networks"]
+        assert second["negative_prompt"] == first["negative_prompt"] and first["negative_prompt"].startswith("lowres, blurry")
+    for params in parsed(processed):
+        assert "Hires prompt" not in params and "Hires negative prompt" not in params
+    # an explicit hires prompt keeps its own text and still gets the identity's LoRA
+    p = make_p(script, [True, IDENTITY, LORA_WEIGHT, "None", False, 0.7, False, 0, 0.0, False],
+               n_iter=1, enable_hr=True, hr_prompt="detailed skin")
+    processing.process_images(p)
+    assert all(call["prompt"].startswith("detailed skin") and call["networks"] == [("lora", LORA_NAME, LORA_WEIGHT)]
+               for call in host.hr_calls[-2:])

@@ -142,12 +142,17 @@ class ApiAuth:
 
 
 def parse_api_auth(value: str | None) -> ApiAuth:
-    """`--api-auth user:pass[,user2:pass2]` -> ApiAuth. Set but unparseable means nobody gets in (never open)."""
+    """`--api-auth user:pass[,user2:pass2]` -> ApiAuth. Set but unparseable means nobody gets in (never open).
+
+    Parsed as the host's `Api.__init__` does (modules/api/api.py): split on "," then ":", nothing stripped, so the
+    same credentials open our routes and /sdapi/v1 ("a:b, c:d" has the user " c" there too). Where the host would
+    fail to start (an entry with no ":" or a password containing ":"), we skip the entry / keep the rest.
+    """
     if not value:
         return ApiAuth()
     credentials: dict[str, str] = {}
     for entry in value.split(","):
-        user, sep, password = entry.strip().partition(":")
+        user, sep, password = entry.partition(":")
         if sep and user:
             credentials[user] = password
     return ApiAuth(credentials=credentials, enabled=True)

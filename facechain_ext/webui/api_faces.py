@@ -22,6 +22,7 @@ from ..schemas import (
     ErrorResponse,
     IdentityCreateRequest,
     IdentityListResponse,
+    ModelDownloadAccepted,
     ModelsResponse,
     SimilarityRequest,
     SimilarityResponse,
@@ -30,7 +31,7 @@ from ..schemas import (
 from .api_common import ApiAuth, facechain_route, jsonable, make_router
 
 MAX_IMAGES = 64  # per request list; more is almost certainly a client bug, and each image costs a detection
-ERRORS = {code: {"model": ErrorResponse} for code in (401, 404, 409, 413, 422, 500, 503)}
+ERRORS = {code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 413, 422, 500, 502, 503)}
 
 
 def add_routes(app: FastAPI, ctx: FaceChainContext, auth: ApiAuth) -> None:
@@ -39,6 +40,8 @@ def add_routes(app: FastAPI, ctx: FaceChainContext, auth: ApiAuth) -> None:
     add = router.add_api_route
     add("/version", facechain_route(routes.version), methods=["GET"], response_model=VersionResponse, responses=ERRORS)
     add("/models", facechain_route(routes.models), methods=["GET"], response_model=ModelsResponse, responses=ERRORS)
+    add("/models/{name}/download", facechain_route(routes.download_model), methods=["POST"], status_code=202,
+        response_model=ModelDownloadAccepted, responses=ERRORS)
     add("/face/detect", facechain_route(routes.detect), methods=["POST"], response_model=DetectResponse, responses=ERRORS)
     add("/face/similarity", facechain_route(routes.similarity), methods=["POST"], response_model=SimilarityResponse,
         responses=ERRORS)
@@ -89,6 +92,13 @@ class FaceRoutes:
         from ..models import model_status
 
         return {"models": model_status(self.ctx.settings)}
+
+    def download_model(self, name: str) -> dict[str, Any]:
+        """Start a consented, verified download as a job (404 unknown, 422 manual-only, 403 not allowed)."""
+        from ..downloads import submit_download
+
+        job = submit_download(self.ctx, name)
+        return {"job_id": job.id, "status": self.ctx.jobs.snapshot(job.id)["status"], "model": name}
 
     def detect(self, req: DetectRequest) -> dict[str, Any]:
         from ..imaging import decode_base64_image

@@ -88,7 +88,9 @@ class GenerateRoutes:
         send_images, save_images = fields.pop("send_images"), fields.pop("save_images")
         style = self.ctx.styles.get(args.style) if args.style else None  # 404 before queueing
         apply_style_defaults(fields, style)
+        # as the host's text2imgapi: save_images=false writes neither samples nor a grid to the outputs folder
         fields["do_not_save_samples"] = not save_images
+        fields["do_not_save_grid"] = bool(fields.get("do_not_save_grid")) or not save_images
         outcome = run_txt2img(self.ctx, fields, args, task_id=progress.create_task_id("txt2img"))
         return {
             "images": [_encode(image) for image in outcome.images] if send_images else [],

@@ -36,7 +36,7 @@ class GenerationOutcome:
     infotexts: list[str]
     scores: list[Optional[float]]
     order: list[int]  # generation position of each returned image
-    seeds: list[int] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)  # in GENERATION order: the seed of image k is seeds[order[k]]
     comments: str = ""
     js: str = "{}"
 
@@ -87,11 +87,15 @@ def host_job(job_name: str, task_id: Optional[str], take_lock: bool) -> Iterator
     with lock:
         if take_lock:
             shared.state.begin(job=job_name)
-        progress.start_task(task_id)
+        # Without a task id of our own, leave the registry alone: start_task(None) would make the caller's
+        # task (wrap_gradio_gpu_call already started it) look inactive to /internal/progress.
+        if task_id:
+            progress.start_task(task_id)
         try:
             yield
         finally:
-            progress.finish_task(task_id)
+            if task_id:
+                progress.finish_task(task_id)
             if take_lock:
                 shared.state.end()
 
@@ -118,10 +122,17 @@ def run_processing(p: Any) -> GenerationOutcome:
     records = job.records if job is not None else []
     scores = [records[i].score if i < len(records) else None for i in order]
     return GenerationOutcome(
-        images=images, infotexts=infotexts, scores=scores, order=order,
-        seeds=list(getattr(processed, "all_seeds", []) or []), comments=getattr(processed, "comments", "") or "",
-        js=processed.js(),
+        images=images, infotexts=infotexts, scores=scores, order=order, seeds=_generation_seeds(processed, job),
+        comments=getattr(processed, "comments", "") or "", js=processed.js(),
     )
+
+
+def _generation_seeds(processed: Any, job: Any) -> list[int]:
+    """Seeds by generation position. Ranking reorders (and may shorten) `processed.all_seeds` to the returned
+    order, so after ranking the records (one per generated image, in generation order) are the source."""
+    if job is not None and job.order is not None and all(r.seed is not None for r in job.records):
+        return [int(r.seed) for r in job.records]
+    return list(getattr(processed, "all_seeds", []) or [])
 
 
 def run_txt2img(

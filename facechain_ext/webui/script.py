@@ -162,9 +162,16 @@ def _write_back(p: Any, batch_number: int, prompts: list, negatives: list) -> No
         if isinstance(target, list) and len(target) >= start + len(values):
             target[start : start + len(values)] = values
     job = get_job(p)
-    hr = getattr(p, "all_hr_prompts", None)
-    if job is not None and isinstance(hr, list) and hr is not getattr(p, "all_prompts", None) and len(hr) >= start + len(prompts):
-        hr[start : start + len(prompts)] = [build_prompt(text, job.plan) for text in hr[start : start + len(prompts)]]
+    if job is None:
+        return
+    # Hires fix (A1111 1.10 txt2img): the second pass reads p.all_hr_prompts / all_hr_negative_prompts, which
+    # setup_prompts made as separate lists, and the "Hires (negative) prompt" infotext callables print them
+    # whenever they differ from the first-pass prompt: both must get the same FaceChain additions.
+    for name, build in (("all_hr_prompts", build_prompt), ("all_hr_negative_prompts", build_negative)):
+        hr = getattr(p, name, None)
+        first_pass = getattr(p, name.replace("_hr", ""), None)
+        if isinstance(hr, list) and hr is not first_pass and len(hr) >= start + len(prompts):
+            hr[start : start + len(prompts)] = [build(text, job.plan) for text in hr[start : start + len(prompts)]]
 
 
 def _record_lookup(job: FaceChainJob) -> Callable[..., Any]:

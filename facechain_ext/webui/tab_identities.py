@@ -39,14 +39,18 @@ def error_message(err: FaceChainError) -> str:
 
 
 def uploaded_photos(files: Sequence[Any] | None) -> list[tuple[str, str]]:
-    """(display name, path) for gradio 3 file objects (`.name`, `.orig_name`) and gradio 4 path strings."""
+    """(display name, path) for gradio 3 file objects (`.name`, `.orig_name`) and gradio 4 path strings.
+
+    The display name is a bare file name: gradio 3.41 sets `orig_name` to its temp copy's full path
+    (/tmp/gradio/<hash>/me.jpg), which would otherwise fill messages, captions and the rejected table.
+    """
     photos = []
     for item in files or []:
         path = item if isinstance(item, str) else getattr(item, "name", None)
         if not path:
             continue
-        label = getattr(item, "orig_name", None) or os.path.basename(path)
-        photos.append((str(label), str(path)))
+        label = os.path.basename(str(getattr(item, "orig_name", None) or path)) or os.path.basename(path)
+        photos.append((label, str(path)))
     return photos
 
 
@@ -70,6 +74,23 @@ def rejected_rows_from_error(err: FaceChainError) -> list[list[str]]:
         get = photo.get if isinstance(photo, dict) else (lambda key, obj=photo: getattr(obj, key, None))
         rows.append([str(get("path") or ""), str(get("message") or ""), str(get("code") or "")])
     return rows
+
+
+def table_value(headers: Sequence[str], rows: list[list[Any]]) -> dict[str, Any]:
+    """A Dataframe value that keeps its headers when empty (gradio 3 replaces them with 1, 2, 3... for `[]`)."""
+    return {"headers": list(headers), "data": rows or [["" for _ in headers]]}
+
+
+def with_tables(fn: Any, tables: dict[int, Sequence[str]]) -> Any:
+    """Wrap a handler so the outputs at these positions (lists of rows) reach gradio as `table_value`s."""
+
+    def wrapped(*args: Any) -> tuple[Any, ...]:
+        outputs = list(fn(*args))
+        for position, headers in tables.items():
+            outputs[position] = table_value(headers, outputs[position])
+        return tuple(outputs)
+
+    return wrapped
 
 
 def identity_rows(identities: Sequence[Any]) -> list[list[Any]]:
@@ -144,6 +165,10 @@ class IdentityHandlers:
         names_update, rows = self._refresh_parts(None)
         return message, names_update, rows
 
+    def show_selected(self, name: str | None) -> tuple[Any, Any]:
+        """`show` for the dropdown's change event: with no identity chosen (after a delete) keep the message."""
+        return self.show(name) if name else (None, gr.update())
+
     def show(self, name: str | None) -> tuple[Any, str]:
         """-> (best photo path or None, summary html) for the chosen identity."""
         if not name:
@@ -178,25 +203,29 @@ def build(ctx: Any) -> gr.Blocks:
                 prepare = gr.Button("Prepare", variant="primary", elem_id="facechain_identity_prepare")
             with gr.Column():
                 message = gr.HTML(elem_id="facechain_identity_message")
-                gallery = gr.Gallery(label="Training crops", columns=4, elem_id="facechain_identity_gallery")
-                rejected = gr.Dataframe(headers=REJECTED_HEADERS, label="Rejected photos", interactive=False,
-                                        wrap=True)
+                gallery = gr.Gallery(label="Training crops (accepted photos)", columns=4, height=300, object_fit="contain",
+                                     elem_id="facechain_identity_gallery")
+                rejected = gr.Dataframe(value=table_value(REJECTED_HEADERS, []), headers=REJECTED_HEADERS,
+                                        label="Rejected photos", interactive=False, wrap=True,
+                                        elem_id="facechain_identity_rejected")
         gr.Markdown("### Stored identities")
-        with gr.Row():
-            chosen = gr.Dropdown(label="Identity", choices=initial_choices, elem_id="facechain_identity_choice")
-            refresh = gr.Button("Refresh", elem_id="facechain_identity_refresh")
-            delete = gr.Button("Delete", variant="stop", elem_id="facechain_identity_delete")
-        with gr.Row():
-            best = gr.Image(label="Best photo", type="filepath", interactive=False)
-            details = gr.HTML()
-        table = gr.Dataframe(value=initial_rows or None, headers=IDENTITY_HEADERS, label="Identities", interactive=False,
-                             wrap=True)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2):
+                chosen = gr.Dropdown(label="Identity", choices=initial_choices, elem_id="facechain_identity_choice")
+                with gr.Row():
+                    refresh = gr.Button("Refresh list", size="sm", elem_id="facechain_identity_refresh")
+                    delete = gr.Button("Delete identity", variant="stop", size="sm", elem_id="facechain_identity_delete")
+                details = gr.HTML(elem_id="facechain_identity_details")
+            best = gr.Image(label="Best photo", type="filepath", interactive=False, height=256, scale=1,
+                            elem_id="facechain_identity_best")
+        table = gr.Dataframe(value=table_value(IDENTITY_HEADERS, initial_rows), headers=IDENTITY_HEADERS,
+                             label="Identities", interactive=False, wrap=True, elem_id="facechain_identity_table")
 
-        prepare.click(fn=handlers.prepare, inputs=[photos, name, phrase, overwrite],
-                      outputs=[message, gallery, rejected, chosen, table])
-        refresh.click(fn=handlers.refresh, inputs=[chosen], outputs=[chosen, table])
+        prepare.click(fn=with_tables(handlers.prepare, {2: REJECTED_HEADERS, 4: IDENTITY_HEADERS}),
+                      inputs=[photos, name, phrase, overwrite], outputs=[message, gallery, rejected, chosen, table])
+        refresh.click(fn=with_tables(handlers.refresh, {1: IDENTITY_HEADERS}), inputs=[chosen], outputs=[chosen, table])
         # the JS asks for confirmation first (javascript/facechain.js)
-        delete.click(fn=handlers.delete, inputs=[chosen], outputs=[details, chosen, table],
-                     **js_kwargs("facechain_confirm_delete"))
-        chosen.change(fn=handlers.show, inputs=[chosen], outputs=[best, details])
+        delete.click(fn=with_tables(handlers.delete, {2: IDENTITY_HEADERS}), inputs=[chosen],
+                     outputs=[details, chosen, table], **js_kwargs("facechain_confirm_delete"))
+        chosen.change(fn=handlers.show_selected, inputs=[chosen], outputs=[best, details])
     return block

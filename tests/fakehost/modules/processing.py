@@ -199,6 +199,7 @@ class FakeSampler:
         self.photos = [str(x) for x in photos]
         self.overrides = {int(k): str(v) for k, v in (overrides or {}).items()}
         self.calls: list[dict] = []
+        self.hr_calls: list[dict] = []  # hires-fix second passes (enable_hr)
 
     def photo_for(self, seed: int) -> str:
         return self.overrides.get(int(seed), self.photos[int(seed) % len(self.photos)])
@@ -278,6 +279,28 @@ def _setup_prompts(p):
     seed, subseed = get_fixed_seed(p.seed), get_fixed_seed(p.subseed)
     p.all_seeds = [int(seed) + (x if p.subseed_strength == 0 else 0) for x in range(len(p.all_prompts))]
     p.all_subseeds = [int(subseed) + x for x in range(len(p.all_prompts))]
+    if getattr(p, "enable_hr", False):
+        _setup_hr_prompts(p, count)
+
+
+def _setup_hr_prompts(p, count):
+    """As the host's StableDiffusionProcessingTxt2Img.setup_prompts + init (hires fix): separate hr lists (an empty
+    hr prompt means "same as the prompt") and infotext callables printing them only where they differ."""
+    hr_prompt = p.hr_prompt or p.prompt
+    hr_negative = p.hr_negative_prompt or p.negative_prompt
+    p.all_hr_prompts = list(hr_prompt) if isinstance(hr_prompt, list) else [hr_prompt] * count
+    p.all_hr_negative_prompts = list(hr_negative) if isinstance(hr_negative, list) else [hr_negative] * count
+
+    def get_hr_prompt(p, index, prompt_text, **kwargs):
+        hr = p.all_hr_prompts[index]
+        return hr if hr != prompt_text else None
+
+    def get_hr_negative_prompt(p, index, negative_prompt, **kwargs):
+        hr = p.all_hr_negative_prompts[index]
+        return hr if hr != negative_prompt else None
+
+    p.extra_generation_params["Hires prompt"] = get_hr_prompt
+    p.extra_generation_params["Hires negative prompt"] = get_hr_negative_prompt
 
 
 def _parse_extra_networks(prompts):
@@ -321,12 +344,18 @@ def _run_batch(p, n, infotexts, output_images):
     if p.scripts is not None:
         p.scripts.before_process_batch(p, batch_number=n, prompts=p.prompts, seeds=p.seeds, subseeds=p.subseeds)
     p.prompts, p.extra_network_data = _parse_extra_networks(p.prompts)
+    if getattr(p, "enable_hr", False):  # the host's Txt2Img.parse_extra_network_prompts: hr slice read after the hook
+        p.hr_prompts, p.hr_extra_network_data = _parse_extra_networks(p.all_hr_prompts[n * bs:(n + 1) * bs])
+        p.hr_negative_prompts = p.all_hr_negative_prompts[n * bs:(n + 1) * bs]
     if p.scripts is not None:
         p.scripts.process_batch(p, batch_number=n, prompts=p.prompts, seeds=p.seeds, subseeds=p.subseeds)
     if fake_sampler is None:
         raise RuntimeError("No checkpoint loaded (tests: install processing.fake_sampler)")
     samples = [_to_tensor(fake_sampler.sample(p, seed, p.prompts[i], p.negative_prompts[i], p.extra_network_data[i]))
                for i, seed in enumerate(p.seeds)]
+    if getattr(p, "enable_hr", False):  # the "second pass" only records what it was asked to use
+        fake_sampler.hr_calls.extend({"seed": seed, "prompt": p.hr_prompts[i], "negative_prompt": p.hr_negative_prompts[i],
+                                      "networks": p.hr_extra_network_data[i]} for i, seed in enumerate(p.seeds))
     shared.state.nextjob()
     if p.scripts is not None:
         p.scripts.postprocess_batch(p, samples, batch_number=n)
