@@ -162,6 +162,9 @@ class IdentityHandlers:
             message = message_html(f"Identity <b>{html.escape(name)}</b> deleted.")
         except FaceChainError as err:
             message = error_message(err)
+            names_update, rows = self._refresh_parts(None)
+            names_update.pop("value", None)  # declined or failed: the dropdown keeps its choice for another try
+            return message, names_update, rows
         names_update, rows = self._refresh_parts(None)
         return message, names_update, rows
 
