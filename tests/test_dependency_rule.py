@@ -15,7 +15,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 HOST_ONLY = {"modules", "gradio", "launch"}
-ALLOWED = [REPO / "facechain_ext" / "webui", REPO / "scripts"]
+# tools/ui_preview.py is a dev tool that renders the UI with gradio on the stand-in host (tests/fakehost): host glue by nature
+ALLOWED = [REPO / "facechain_ext" / "webui", REPO / "scripts", REPO / "tools" / "ui_preview.py"]
 HOST_ENTRY_FILES = {REPO / "install.py", REPO / "preload.py"}
 CHECKED_DIRS = [REPO / "facechain_ext", REPO / "benchmarks", REPO / "tools"]
 

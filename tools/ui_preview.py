@@ -1,6 +1,6 @@
 """Dev tool: show the FaceChain tab and the txt2img accordion in a browser, without a real webui.
 
-    .venv/bin/python tools/ui_preview.py [--port 7899] [--data-dir DIR]
+    PYTHONPATH=tests/fakehost:. .venv/bin/python tools/ui_preview.py [--port 7899] [--data-dir DIR]
 
 Builds the page the way AUTOMATIC1111 does, on the stand-in host of tests/fakehost: register() wires the
 extension, the host's `ui_tabs_callback()` returns the FaceChain Blocks, rendered in a tab with elem_id
@@ -10,7 +10,7 @@ javascript/*.js injection is reproduced with an indirect eval on page load, and 
 stand-ins (the progress stand-in just ends after a second: the fake host has no /internal/progress route).
 
 The data folder (models under it) is a temp dir unless --data-dir is given; the face backend is dlib.
-This is a dev tool, not product code: the sys.path set-up below is deliberate and lives only here.
+The stand-in host comes from PYTHONPATH (as pytest's `pythonpath` setting does for the tests).
 """
 
 from __future__ import annotations
@@ -22,13 +22,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests" / "fakehost"), str(ROOT)]  # dev tool only (pytest does this via `pythonpath`)
 
 HOST_STANDINS = """
-window.gradioApp = window.gradioApp || function() {
-    var app = document.getElementsByTagName('gradio-app')[0];
-    return app && app.shadowRoot ? app.shadowRoot : (app || document);
-};
+window.gradioApp = window.gradioApp || function() { return document; };  // gradio 3.41 renders without a shadow root
 window.randomId = window.randomId || function() { return Math.random().toString(36).slice(2, 12); };
 window.requestProgress = window.requestProgress || function(id, container, gallery, atEnd, onProgress) {
     setTimeout(function() { if (atEnd) atEnd(); }, 1000);
@@ -44,7 +40,10 @@ def page_javascript() -> str:
 
 
 def build_demo(data_dir: Path):
-    import fakehost
+    try:
+        import fakehost
+    except ImportError:
+        sys.exit("Run with PYTHONPATH=tests/fakehost:. from the repository root (the stand-in host lives there).")
     import gradio as gr
     from modules import script_callbacks, shared
 

@@ -59,8 +59,10 @@ def build_script_ui(script: Any, ctx: FaceChainContext) -> tuple[list[Any], list
         with gr.Row():
             enabled = gr.Checkbox(label="Enable FaceChain", value=False, elem_id=eid("enabled"))
             identity = gr.Dropdown(label="Identity", choices=identity_choices(ctx), value=None, allow_custom_value=True,
-                                   elem_id=eid("identity"))  # a pasted infotext may name an identity not listed
-            refresh = gr.Button(value="\U0001f504", elem_id=eid("refresh"), variant="secondary")
+                                   scale=3, elem_id=eid("identity"))  # a pasted infotext may name an identity not listed
+            # a small icon button like the host's own refresh buttons ("tool" is the class of its ToolButton)
+            refresh = gr.Button(value="\U0001f504", elem_id=eid("refresh"), variant="secondary", elem_classes=["tool"],
+                                scale=0, min_width=40)
         with gr.Row():
             lora_weight = gr.Slider(0.0, 1.5, value=ui_default("facechain_lora_weight"), step=0.05, label="LoRA weight", elem_id=eid("lora_weight"))
             style = gr.Dropdown(label="Style", choices=style_choices(ctx), value=NO_STYLE, elem_id=eid("style"))

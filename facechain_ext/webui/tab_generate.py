@@ -93,6 +93,8 @@ def generate_portraits(ctx: FaceChainContext, options: GenerateOptions) -> tuple
 
     if not options.styles:
         raise FaceChainError("invalid_request", "Choose at least one style.")
+    if not options.identity:
+        raise FaceChainError("invalid_request", "Choose an identity (prepare one in the Identities view first).")
     args = parse_args({
         "identity": options.identity or None,
         "fusion": {"enabled": bool(options.fusion_enabled), "strength": float(options.fusion_strength)},
@@ -124,61 +126,112 @@ def caption(result: PortraitResult) -> str:
     return f"{result.style} · {score}"
 
 
+INTRO = (
+    "Portraits of one identity in several styles, with the checkpoint **loaded in the webui** (SD 1.5). Each style "
+    "is one txt2img job with the identity's newest LoRA; faces are fused with the identity's best photo and the "
+    "portraits sorted by similarity. Needs a prepared identity; a LoRA trained in the Train view makes the likeness."
+)
+NO_IDENTITY = "No identity yet: prepare one in the Identities view, then press <i>Refresh lists</i>."
+
+
+def identity_html(ctx: FaceChainContext, name: Optional[str]) -> str:
+    """What the chosen identity brings (its LoRA, or the hint that it has none yet)."""
+    from .script_ui import identity_choices
+
+    if not name:
+        return "" if identity_choices(ctx) else f"<p class='facechain-note'>{NO_IDENTITY}</p>"
+    try:
+        identity = ctx.identities.get(name)
+    except FaceChainError as err:
+        return f"<div class='facechain-error'><b>{html.escape(err.code)}</b>: {html.escape(err.message)}</div>"
+    loras = identity.loras or []
+    if not loras:
+        return (f"<p class='facechain-note'><b>{html.escape(identity.name)}</b> has no LoRA yet: portraits use only its "
+                "caption and face fusion. Train one in the Train view for a real likeness.</p>")
+    newest = max(loras, key=lambda record: str(record.get("created", "")))
+    return (f"<p class='facechain-note'><b>{html.escape(identity.name)}</b>: LoRA "
+            f"<code>{html.escape(str(newest.get('name', '')))}</code> ({len(loras)} trained).</p>")
+
+
 def build(ctx: FaceChainContext) -> None:
     """Create the view's components in the current gradio context (called by tab.py)."""
     from .script_ui import identity_choices
 
     styles = ctx.styles.list()
+    gr.Markdown(INTRO)
     with gr.Row():
         with gr.Column(scale=1):
-            identity = gr.Dropdown(label="Identity", choices=identity_choices(ctx), value=None, elem_id="facechain_gen_identity")
-            refresh = gr.Button("Refresh lists", elem_id="facechain_gen_refresh")
+            with gr.Row(equal_height=False):
+                identity = gr.Dropdown(label="Identity", choices=identity_choices(ctx), value=None, scale=3,
+                                       elem_id="facechain_gen_identity")
+                refresh = gr.Button("Refresh lists", size="sm", scale=1, min_width=120, elem_id="facechain_gen_refresh")
+            identity_info = gr.HTML(identity_html(ctx, None), elem_id="facechain_gen_identity_info")
             style_box = gr.CheckboxGroup(label="Styles", choices=[(s.name, s.id) for s in styles],
                                          value=[styles[0].id] if styles else [], elem_id="facechain_gen_styles")
-            gr.HTML(styles_html(ctx), elem_id="facechain_gen_style_cards")
+            with gr.Accordion("What each style looks like", open=False):
+                gr.HTML(styles_html(ctx), elem_id="facechain_gen_style_cards")
             prompt = gr.Textbox(label="Extra prompt (optional)", lines=2, elem_id="facechain_gen_prompt")
             negative = gr.Textbox(label="Extra negative prompt (optional)", lines=2, elem_id="facechain_gen_negative")
             with gr.Row():
                 per_style = gr.Slider(1, 8, value=4, step=1, label="Images per style")
                 seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)")
-            use_style = gr.Checkbox(value=True, label="Use each style's recommended size, steps, CFG and sampler")
-            with gr.Row():
-                width = gr.Slider(256, 1024, value=512, step=64, label="Width")
-                height = gr.Slider(256, 1024, value=512, step=64, label="Height")
-            with gr.Row():
-                steps = gr.Slider(1, 100, value=30, step=1, label="Steps")
-                cfg = gr.Slider(1.0, 20.0, value=7.0, step=0.5, label="CFG scale")
-            names = sampler_names()
-            sampler = gr.Dropdown(label="Sampler", choices=names, value=names[0])
-            with gr.Row():
-                fusion_on = gr.Checkbox(value=True, label="Face fusion")
-                strength = gr.Slider(0.0, 1.0, value=ui_default("facechain_fusion_strength"), step=0.05, label="Fusion strength")
-            with gr.Row():
-                ranking_on = gr.Checkbox(value=True, label="Rank by similarity")
-                top_k = gr.Slider(0, 32, value=ui_default("facechain_ranking_top_k"), step=1, label="Keep top K per style (0 = all)")
-                min_score = gr.Slider(0.0, 1.0, value=0.0, step=0.01, label="Minimum similarity (0 = none)")
-                drop = gr.Checkbox(value=False, label="Drop images without a face")
+            use_style, width, height, steps, cfg, sampler = _sampling_controls()
+            fusion_on, strength, ranking_on, top_k, min_score, drop = _fusion_controls()
             task_id = gr.Textbox(visible=False, elem_id="facechain_gen_task_id")
-            run = gr.Button("Generate", variant="primary", elem_id="facechain_gen_run")
         with gr.Column(scale=2, elem_id="facechain_gen_results"):
-            gallery = gr.Gallery(label="Portraits (best similarity first)", elem_id="facechain_gen_gallery", columns=4)
+            run = gr.Button("Generate", variant="primary", elem_id="facechain_gen_run")
+            status = gr.HTML(elem_id="facechain_gen_status")
+            gallery = gr.Gallery(label="Portraits (best similarity first)", elem_id="facechain_gen_gallery", columns=4,
+                                 height=520, object_fit="contain")
             selected_info = gr.Textbox(label="Parameters of the selected image", lines=4, interactive=False,
                                        elem_id="facechain_gen_selected_info")
             infotexts = gr.State([])
-            status = gr.HTML(elem_id="facechain_gen_status")
             _send_to_buttons(gallery, selected_info)
 
     inputs = [task_id, identity, style_box, per_style, width, height, steps, cfg, sampler, seed, use_style,
               fusion_on, strength, ranking_on, top_k, min_score, drop, prompt, negative]
     run.click(fn=_wrapped_handler(ctx), inputs=inputs, outputs=[gallery, infotexts, selected_info, status], **js_kwargs(JS_SUBMIT))
     gallery.select(fn=_select_info, inputs=[infotexts], outputs=[selected_info])
+    identity.change(fn=lambda name: identity_html(ctx, name), inputs=[identity], outputs=[identity_info])
 
     def refresh_lists() -> tuple[Any, Any]:
         ctx.styles.reload()
         return (gr.update(choices=identity_choices(ctx)),
                 gr.update(choices=[(s.name, s.id) for s in ctx.styles.list()]))
 
-    refresh.click(fn=refresh_lists, inputs=[], outputs=[identity, style_box])
+    refresh.click(fn=refresh_lists, inputs=[], outputs=[identity, style_box]).then(
+        fn=lambda name: identity_html(ctx, name), inputs=[identity], outputs=[identity_info])
+
+
+def _sampling_controls() -> tuple[Any, ...]:
+    """Size, steps, CFG and sampler: greyed out while each style's recommendations are used."""
+    with gr.Accordion("Size, steps and sampler", open=False):
+        use_style = gr.Checkbox(value=True, label="Use each style's recommended size, steps, CFG and sampler")
+        with gr.Row():
+            width = gr.Slider(256, 1024, value=512, step=64, label="Width", interactive=False)
+            height = gr.Slider(256, 1024, value=512, step=64, label="Height", interactive=False)
+        with gr.Row():
+            steps = gr.Slider(1, 100, value=30, step=1, label="Steps", interactive=False)
+            cfg = gr.Slider(1.0, 20.0, value=7.0, step=0.5, label="CFG scale", interactive=False)
+        names = sampler_names()
+        sampler = gr.Dropdown(label="Sampler", choices=names, value=names[0], interactive=False)
+    manual = [width, height, steps, cfg, sampler]
+    use_style.change(fn=lambda on: [gr.update(interactive=not on) for _ in manual], inputs=[use_style], outputs=manual)
+    return use_style, width, height, steps, cfg, sampler
+
+
+def _fusion_controls() -> tuple[Any, ...]:
+    with gr.Accordion("Face fusion and ranking", open=False):
+        with gr.Row():
+            fusion_on = gr.Checkbox(value=True, label="Face fusion")
+            strength = gr.Slider(0.0, 1.0, value=ui_default("facechain_fusion_strength"), step=0.05, label="Fusion strength")
+        with gr.Row():
+            ranking_on = gr.Checkbox(value=True, label="Rank by similarity")
+            drop = gr.Checkbox(value=False, label="Drop images without a face")
+        with gr.Row():
+            top_k = gr.Slider(0, 32, value=ui_default("facechain_ranking_top_k"), step=1, label="Keep top K per style (0 = all)")
+            min_score = gr.Slider(0.0, 1.0, value=0.0, step=0.01, label="Minimum similarity (0 = none)")
+    return fusion_on, strength, ranking_on, top_k, min_score, drop
 
 
 def styles_html(ctx: FaceChainContext) -> str:

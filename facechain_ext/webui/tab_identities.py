@@ -7,6 +7,7 @@ queue lock: face analysis is not GPU generation and must not wait behind a train
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 import os
@@ -84,6 +85,7 @@ def table_value(headers: Sequence[str], rows: list[list[Any]]) -> dict[str, Any]
 def with_tables(fn: Any, tables: dict[int, Sequence[str]]) -> Any:
     """Wrap a handler so the outputs at these positions (lists of rows) reach gradio as `table_value`s."""
 
+    @functools.wraps(fn)
     def wrapped(*args: Any) -> tuple[Any, ...]:
         outputs = list(fn(*args))
         for position, headers in tables.items():
@@ -168,14 +170,13 @@ class IdentityHandlers:
         names_update, rows = self._refresh_parts(None)
         return message, names_update, rows
 
-    def show_selected(self, name: str | None) -> tuple[Any, Any]:
-        """`show` for the dropdown's change event: with no identity chosen (after a delete) keep the message."""
-        return self.show(name) if name else (None, gr.update())
+    def show(self, name: str | None) -> tuple[Any, Any]:
+        """-> (best photo path or None, summary html) for the chosen identity.
 
-    def show(self, name: str | None) -> tuple[Any, str]:
-        """-> (best photo path or None, summary html) for the chosen identity."""
+        With none chosen (the dropdown was just cleared by a delete) the message stays as it is.
+        """
         if not name:
-            return None, ""
+            return None, gr.update()
         try:
             identity = self.ctx.identities.get(name)
         except FaceChainError as err:
@@ -230,5 +231,5 @@ def build(ctx: Any) -> gr.Blocks:
         # the JS asks for confirmation first (javascript/facechain.js)
         delete.click(fn=with_tables(handlers.delete, {2: IDENTITY_HEADERS}), inputs=[chosen],
                      outputs=[details, chosen, table], **js_kwargs("facechain_confirm_delete"))
-        chosen.change(fn=handlers.show_selected, inputs=[chosen], outputs=[best, details])
+        chosen.change(fn=handlers.show, inputs=[chosen], outputs=[best, details])
     return block

@@ -23,6 +23,28 @@ from .training_worker import cancel_job, submit_training
 
 JS_START = "facechain_train_start"
 
+INTRO = (
+    "Trains a LoRA of one prepared identity on the checkpoint **loaded in the webui** (SD 1.5; load it in the "
+    "checkpoint list at the top first). The webui's progress bar and Interrupt button follow the job; the LoRA is "
+    "saved in the webui's Lora folder (`FaceChain` sub-folder) and works in txt2img through the FaceChain accordion "
+    "or the prompt snippet shown below. *fast*: rank 4, 100 steps per photo; *quality*: rank 16, 200 steps per photo."
+)
+NO_IDENTITY = "No identity yet: prepare one in the Identities view, then press <i>Refresh identities</i>."
+
+
+def identity_html(ctx: Any, name: str | None) -> str:
+    """One line about the chosen identity (photos, LoRAs so far), or what to do when there is none to choose."""
+    if not name:
+        return "" if identity_choices(ctx) else f"<p class='facechain-note'>{NO_IDENTITY}</p>"
+    try:
+        identity = ctx.identities.get(name)
+    except FaceChainError as err:
+        return error_html(err)
+    loras = [str(record.get("name", "")) for record in identity.loras or []]
+    trained = f"LoRAs so far: {html.escape(', '.join(loras))}" if loras else "no LoRA trained yet"
+    return (f"<p class='facechain-note'><b>{html.escape(identity.name)}</b>: {identity.photo_count} training photos, "
+            f"caption <code>{html.escape(identity.activation_text)}</code>; {trained}.</p>")
+
 
 def identity_choices(ctx: Any) -> list[str]:
     try:
@@ -40,11 +62,13 @@ def job_view(record: dict | None) -> tuple[str, str, str, list]:
     if record is None:
         return "<p>No training job yet.</p>", "", "", []
     status = record["status"]
-    text = html.escape(record.get("textinfo") or "")
+    error = record.get("error") or {}
+    # a failed job's textinfo usually repeats its error message: show it once, in the error box
+    text = "" if record.get("textinfo") == error.get("message") else html.escape(record.get("textinfo") or "")
     line = f"<p><b>{status}</b> · {record['progress'] * 100:.0f}%"
     if record.get("eta_s") is not None:
         line += f" · ETA {record['eta_s']:.0f} s"
-    line += f"<br>{text}</p>"
+    line += f"<br>{text}</p>" if text else "</p>"
     if record.get("error"):
         line += error_html(FaceChainError(record["error"]["code"], record["error"]["message"]))
     result = record.get("result") or {}
@@ -73,9 +97,13 @@ def latest_training(ctx: Any) -> dict | None:
 
 def build(ctx: Any) -> gr.Blocks:
     with gr.Blocks(analytics_enabled=False) as block:
-        with gr.Row():
-            identity = gr.Dropdown(label="Identity", choices=identity_choices(ctx), elem_id="facechain_train_identity")
-            refresh_ids = gr.Button("Refresh identities", elem_id="facechain_train_refresh_identities")
+        gr.Markdown(INTRO)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                identity = gr.Dropdown(label="Identity", choices=identity_choices(ctx), elem_id="facechain_train_identity")
+                identity_info = gr.HTML(identity_html(ctx, None), elem_id="facechain_train_identity_info")
+            with gr.Column(scale=1, min_width=160):
+                refresh_ids = gr.Button("Refresh identities", size="sm", elem_id="facechain_train_refresh_identities")
         with gr.Row():
             preset = gr.Radio(label="Preset", choices=sorted(PRESETS), value=ui_default("facechain_training_preset"))
             steps = gr.Number(label="Steps (0 = preset: 100/200 per photo)", value=0, precision=0)
@@ -106,7 +134,9 @@ def build(ctx: Any) -> gr.Blocks:
 
         options = [identity, preset, steps, rank, alpha, learning_rate, resolution, seed, lora_name, overwrite, validation]
         handlers = TrainHandlers(ctx)
-        refresh_ids.click(fn=handlers.refresh_identities, inputs=[identity], outputs=[identity])
+        refresh_ids.click(fn=handlers.refresh_identities, inputs=[identity], outputs=[identity]).then(
+            fn=handlers.identity_info, inputs=[identity], outputs=[identity_info])
+        identity.change(fn=handlers.identity_info, inputs=[identity], outputs=[identity_info])
         train.click(fn=handlers.start, inputs=[task_id, *options], outputs=[job_id, status], **js_kwargs(JS_START))
         refresh.click(fn=handlers.refresh, inputs=[job_id], outputs=[job_id, status, out_name, out_prompt, gallery])
         cancel.click(fn=handlers.cancel, inputs=[job_id], outputs=[status])
@@ -122,6 +152,9 @@ class TrainHandlers:
     def refresh_identities(self, current: str | None) -> Any:
         choices = identity_choices(self.ctx)
         return gr.update(choices=choices, value=current if current in choices else None)
+
+    def identity_info(self, name: str | None) -> str:
+        return identity_html(self.ctx, name)
 
     def start(self, task_id, identity, preset, steps, rank, alpha, lr, resolution, seed, lora_name, overwrite, validation):
         request = {
