@@ -17,9 +17,13 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 try:
+    from packaging.requirements import InvalidRequirement
+    from packaging.requirements import Requirement as PackagingRequirement
     from packaging.specifiers import SpecifierSet
     from packaging.version import InvalidVersion, Version
 except ImportError:  # pragma: no cover - every webui venv has pip, which vendors packaging
+    from pip._vendor.packaging.requirements import InvalidRequirement  # type: ignore[no-redef]
+    from pip._vendor.packaging.requirements import Requirement as PackagingRequirement  # type: ignore[no-redef]
     from pip._vendor.packaging.specifiers import SpecifierSet  # type: ignore[no-redef]
     from pip._vendor.packaging.version import InvalidVersion, Version  # type: ignore[no-redef]
 
@@ -87,7 +91,7 @@ class Plan:
     notes: list[str] = field(default_factory=list)  # problems we will not fix by installing (told, not fatal)
 
     def add(self, requirement: str, why: str, *, no_deps: bool = False) -> None:
-        name = normalize(re.split(r"[<>=!~\[ ]", requirement, maxsplit=1)[0])
+        name = requirement_name(requirement)
         if name in HOST_PINNED:  # belt and braces: the table above never asks for one
             self.notes.append(f"{name} is pinned by the webui; FaceChain will not change it ({why}).")
             return
@@ -96,6 +100,11 @@ class Plan:
 
 def normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def requirement_name(requirement: str) -> str:
+    """'dlib-bin>=19.24' -> 'dlib-bin' (normalized)."""
+    return normalize(re.split(r"[<>=!~\[ ]", requirement, maxsplit=1)[0])
 
 
 def satisfied(version: str | None, accept: str) -> bool:
@@ -198,13 +207,50 @@ def skip_requested(launch_module: object) -> bool:
     return bool(getattr(args, "skip_install", False)) or "--skip-install" in sys.argv
 
 
-def write_constraints(installed: Mapping[str, str], directory: str) -> str:
-    """A pip constraints file holding every installed host-pinned package at its current version."""
+def declared_bounds(requires: Mapping[str, list[str]], installed: Mapping[str, str],
+                    replaced: frozenset[str] = frozenset()) -> dict[str, str]:
+    """Version ranges installed distributions declare for their installed, unpinned dependencies.
+
+    pip only honours an installed package's requirements when that package takes part in the resolution, so
+    `pip install diffusers` alone would lift huggingface-hub to 2.x (transformers 4.30.2 needs < 1.0) and h11 to
+    0.16 (httpx 0.24's httpcore needs < 0.15). Only ranges today's versions meet are kept, so they never conflict;
+    `replaced` are the distributions we are about to install: neither their old requirements nor others' bounds on
+    them count.
+    """
+    bounds: dict[str, set[str]] = {}
+    for dist, lines in requires.items():
+        if normalize(dist) in replaced:
+            continue
+        for line in lines:
+            try:
+                req = PackagingRequirement(line)
+                if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+                    continue  # an extra, or another platform/Python
+            except (InvalidRequirement, ValueError):
+                continue
+            name = normalize(req.name)
+            spec = str(req.specifier)
+            if spec and name not in HOST_PINNED | replaced and satisfied(installed.get(name), spec):
+                bounds.setdefault(name, set()).update(str(s) for s in req.specifier)
+    return {name: ",".join(sorted(specs)) for name, specs in bounds.items()}
+
+
+def installed_requirements() -> dict[str, list[str]]:
+    from importlib import metadata
+
+    return {dist.metadata["Name"]: list(dist.requires or []) for dist in metadata.distributions()
+            if dist.metadata and dist.metadata["Name"]}
+
+
+def write_constraints(installed: Mapping[str, str], directory: str, bounds: Mapping[str, str] | None = None) -> str:
+    """A pip constraints file: every installed host-pinned package at its current version, plus `bounds`."""
     path = os.path.join(directory, "facechain-host-constraints.txt")
     with open(path, "w", encoding="utf-8") as fh:
         for name in sorted(HOST_PINNED):
             if name in installed:
                 fh.write(f"{name}=={installed[name]}\n")
+        for name, spec in sorted((bounds or {}).items()):
+            fh.write(f"{name}{spec}\n")
     return path
 
 
@@ -226,7 +272,9 @@ def run(launch_module: object) -> int:
     if not plan.actions:
         return 0
     with tempfile.TemporaryDirectory(prefix="facechain-install-") as tmp:
-        constraints = write_constraints(installed, tmp)
+        replaced = frozenset(requirement_name(action.requirement) for action in plan.actions)
+        bounds = declared_bounds(installed_requirements(), installed, replaced)
+        constraints = write_constraints(installed, tmp, bounds)
         for action in plan.actions:
             try:
                 launch_module.run_pip(action.command(constraints), f"FaceChain requirement: {action.requirement}")

