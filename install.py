@@ -46,6 +46,7 @@ class Requirement:
     why: str
     no_deps: bool = False
     skip_on_forge: bool = False  # Forge ships it at its own pinned version
+    needs_torch: bool = False  # without an installed torch, pip would pull a multi-GB CUDA torch for it
 
 
 REQUIREMENTS = (
@@ -60,7 +61,8 @@ REQUIREMENTS = (
     Requirement(("scikit-image",), "", "scikit-image", "insightface (installed without deps)"),
     Requirement(("diffusers",), ">=0.27.0,<=0.31.0", "diffusers==0.31.0", "training on diffusers models",
                 skip_on_forge=True),
-    Requirement(("peft",), ">=0.10.0,<=0.13.2", "peft==0.13.2", "LoRA training", skip_on_forge=True),
+    Requirement(("peft",), ">=0.10.0,<=0.13.2", "peft==0.13.2", "LoRA training", skip_on_forge=True,
+                needs_torch=True),
 )
 
 
@@ -131,6 +133,9 @@ def _plan_requirement(req: Requirement, installed: Mapping[str, str], env: Envir
         return
     found = _installed(installed, req.names)
     if found is not None and satisfied(found[1], req.accept):
+        return
+    if req.needs_torch and "torch" not in installed:
+        plan.notes.append(f"torch is not installed, so {req.install} ({req.why}) is not installed either.")
         return
     if found is not None and normalize(found[0]) in HOST_PINNED:
         plan.notes.append(f"{found[0]} {found[1]} is outside {req.accept} but pinned by the webui; left as is.")

@@ -237,3 +237,11 @@ def test_constraints_file_holds_pins_then_bounds(tmp_path):
     path = install.write_constraints({"numpy": "1.26.2", "torch": "2.1.2+cu121", "scipy": "1.13.1"}, str(tmp_path),
                                      {"h11": "<0.15,>=0.13"})
     assert Path(path).read_text() == "numpy==1.26.2\ntorch==2.1.2+cu121\nh11<0.15,>=0.13\n"
+
+
+def test_never_pulls_torch_for_peft_when_torch_is_missing():
+    """Seen for real: `pip install peft==0.13.2` in an interpreter without torch fetched CUDA torch + transformers 5."""
+    env = {k: v for k, v in A1111.items() if k != "torch"}
+    plan = plan_installs(env, Environment(cv2_importable=True))
+    assert "peft==0.13.2" not in requirements(plan) and "diffusers==0.31.0" in requirements(plan)
+    assert plan.notes == ["torch is not installed, so peft==0.13.2 (LoRA training) is not installed either."]

@@ -150,4 +150,7 @@ def test_host_detection(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "modules_forge" else real(name, *a))
     assert host.is_forge() is True
-    assert host.gradio_major() == 3
+    from importlib.metadata import version
+
+    assert host.gradio_major() == int(version("gradio").split(".")[0])  # 3 on the A1111 stack, 4 on Forge's
+    assert host.js_kwargs("f") == ({"js": "f"} if host.gradio_major() >= 4 else {"_js": "f"})

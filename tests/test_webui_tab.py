@@ -60,7 +60,8 @@ def test_tab_builds_with_its_views(ctx):
     status = [b.value for b in block.blocks.values() if getattr(b, "elem_id", None) == "facechain_models_status"][0]
     assert "| dlib | yes |" in status and "| insightface | no |" in status
     assert "| buffalo_l (face_analysis) | no | Put det_10g.onnx" in status and "non-commercial" in status
-    handler_names = {getattr(fn.fn, "__name__", "") for fn in block.fns}
+    fns = block.fns.values() if isinstance(block.fns, dict) else block.fns  # gradio 4: {id: BlockFunction}
+    handler_names = {getattr(fn.fn, "__name__", "") for fn in fns}
     assert {"prepare", "refresh", "delete", "show"} <= handler_names
 
 

@@ -2,7 +2,7 @@
 # Runs the UI/API tests (the ones touching gradio, fastapi, pydantic) on a Forge-like stack:
 # gradio 4.40, fastapi 0.104, pydantic 2, transformers 4.46, diffusers 0.31, peft 0.13 (pins: tools/forge_constraints.txt).
 # Builds .venv-forge on first use (or when the pins change), then runs pytest.
-# Usage: bash tools/forge_stack_check.sh [pytest args...]   (default: the gradio/fastapi/pydantic test files below)
+# Usage: bash tools/forge_stack_check.sh [pytest options] [tests/FILE...]  (no tests/ path: the gradio/fastapi/pydantic files below)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -33,12 +33,14 @@ fi
 "$VENV/bin/python" -m pip list --disable-pip-version-check 2>/dev/null \
   | grep -iE "^(torch|gradio|gradio.client|fastapi|starlette|pydantic|pydantic.core|transformers|diffusers|peft|accelerate|huggingface.hub|numpy|pillow) " || true
 
-if [ $# -eq 0 ]; then
-  # Every test file that touches gradio, fastapi or pydantic (directly or through the webui glue / fake host).
-  # The named files are the UI/API/schema ones; the grep adds any new file that imports the host glue or these libraries.
-  set -- $( (ls tests/test_webui_*.py tests/test_script_*.py tests/test_training_*.py tests/test_generation*.py \
+if ! printf '%s\n' "$@" | grep -q "^tests/"; then
+  # No test file named (pytest options only, e.g. -q -x): every test file that touches gradio, fastapi or pydantic (directly or through the webui glue / fake host).
+  # The named files are the UI/API/schema ones; the grep adds any new file that imports the host glue, these libraries
+  # or our pydantic models (the LoRA/diffusion files are left out: slow, and no gradio/fastapi/pydantic in them).
+  set -- "$@" $( (ls tests/test_webui_*.py tests/test_script_*.py tests/test_training_*.py tests/test_generation*.py \
       tests/test_styles.py tests/test_models_api.py tests/test_downloads.py tests/test_jobs.py 2>/dev/null;
-    grep -lE "gradio|fastapi|pydantic|TestClient|facechain_ext\.webui|scripts\.facechain|fakehost|modules\." tests/test_*.py) | sort -u)
+    grep -lE "^\s*(from|import) (gradio|fastapi|pydantic|modules|launch|scripts\b|facechain_ext\.webui|facechain_ext\.(schemas|modelcompat|generation|styles))|fake_host" \
+      tests/test_*.py) | sort -u)
 fi
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 DIFFUSERS_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False
