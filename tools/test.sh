@@ -11,7 +11,11 @@ want=$(cat tests/constraints.txt tests/requirements.txt tools/test.sh | sha256su
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
   echo "== building $VENV (host-like pins from tests/constraints.txt)"
   "$PY" -m venv "$VENV"
-  pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@" 2>&1 | grep -v "^WARNING: Location" || true; }
+  pip() {  # quiet on success; on failure show pip's output (minus index-location noise) and stop
+    if ! "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@" > "$VENV/pip.log" 2>&1; then
+      grep -v "^WARNING: Location" "$VENV/pip.log"; echo "pip $* failed"; exit 1
+    fi
+  }
   # torch first and fixed: anything that lets pip pick torch pulls GBs of CUDA wheels.
   pip install "torch==2.13.0" "setuptools>=77,<81" wheel
   pip install -c tests/constraints.txt -r tests/requirements.txt
