@@ -59,3 +59,19 @@ def fake_host(tmp_path: Path):
     fakehost.reset_host(tmp_path / "webui")
     yield fakehost
     fakehost.reset_host(fakehost.ORIGINAL_DATA_DIR)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, faces_table):
+    """An identity folder prepared once per test module from real photos (tests/training_helpers.py)."""
+    from training_helpers import prepare_identity_folder
+
+    return prepare_identity_folder(tmp_path_factory.mktemp("prepared"), faces_table)
+
+
+@pytest.fixture(scope="module")
+def tiny_sd(tmp_path_factory):
+    """The tiny host-like ldm model (real ldm UNetModel), built once per test module."""
+    from tiny_models import TinyLatentDiffusion
+
+    return TinyLatentDiffusion(tmp_path_factory.mktemp("tiny"))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from photo_helpers import downscaled
 from PIL import Image
 from skimage.metrics import structural_similarity
 
@@ -38,15 +39,6 @@ TARGET_IDENTITIES = ("deepface_p06", "kit_harington", "deepface_p09", "biden")
 # and different people score ~0.75-0.87 here.
 MIN_GAIN_PER_PAIR = 0.03
 MIN_MEAN_GAIN = 0.06
-
-
-def downscaled(path: str, long_side: int = 512) -> Image.Image:
-    """A 512 px photo, the size FaceChain generates at."""
-    image = load_image(path)
-    scale = long_side / max(image.size)
-    if scale >= 1:
-        return image
-    return image.resize((round(image.width * scale), round(image.height * scale)), Image.LANCZOS)
 
 
 @dataclass

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from photo_helpers import downscaled
 from PIL import Image
 
 from facechain_ext.config import Settings
@@ -27,14 +28,6 @@ from facechain_ext.ranking import (
 )
 
 NO_SIZE_FILTER = RankingOptions(min_face_ratio=None, max_face_ratio=None)
-
-
-def downscaled(path: str, long_side: int = 512) -> Image.Image:
-    image = load_image(path)
-    scale = long_side / max(image.size)
-    if scale >= 1:
-        return image
-    return image.resize((round(image.width * scale), round(image.height * scale)), Image.LANCZOS)
 
 
 @dataclass

@@ -8,8 +8,7 @@ import time
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from tiny_models import TinyLatentDiffusion
-from training_helpers import IDENTITY, gray_images, prepare_identity_folder
+from training_helpers import IDENTITY, gray_images
 
 from facechain_ext.webui import register
 
@@ -17,16 +16,6 @@ V1 = "/facechain/v1"
 AUTH = ("ann", "pw")
 JOB_KEYS = {"id", "kind", "status", "progress", "eta_s", "textinfo", "result", "error"}
 BODY = {"identity": IDENTITY, "steps": 4, "snapshot_every": 2, "resolution": 64, "validation_images": 1}
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory, faces_table):
-    return prepare_identity_folder(tmp_path_factory.mktemp("prepared"), faces_table)
-
-
-@pytest.fixture(scope="module")
-def tiny_sd(tmp_path_factory):
-    return TinyLatentDiffusion(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture()

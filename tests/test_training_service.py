@@ -20,7 +20,6 @@ from training_helpers import (
     ctx_with_identity,
     gray_images,
     person_photos,
-    prepare_identity_folder,
     small_photo,
     unet_fingerprint,
 )
@@ -35,11 +34,6 @@ from facechain_ext.training import TrainRequest, build_config, train_identity
 from facechain_ext.training_files import list_facechain_loras, read_safetensors_metadata, sha256_file
 
 REQUEST = {"identity": IDENTITY, "steps": 6, "snapshot_every": 2, "resolution": 64, "seed": 7, "validation_images": 2}
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory, faces_table):
-    return prepare_identity_folder(tmp_path_factory.mktemp("prepared"), faces_table)
 
 
 @pytest.fixture(scope="module")

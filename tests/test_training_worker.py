@@ -9,8 +9,8 @@ import types
 
 import pytest
 import torch
-from tiny_models import CONTEXT_DIM, TinyLatentDiffusion
-from training_helpers import IDENTITY, UnetSnapshot, ctx_with_identity, gray_images, prepare_identity_folder
+from tiny_models import CONTEXT_DIM
+from training_helpers import IDENTITY, UnetSnapshot, ctx_with_identity, gray_images
 
 from facechain_ext.errors import FaceChainError
 from facechain_ext.jobs import JobQueue
@@ -18,16 +18,6 @@ from facechain_ext.webui import training_worker
 from facechain_ext.webui.training_worker import HostProgress, cancel_job, submit_training
 
 FAST = {"identity": IDENTITY, "steps": 4, "snapshot_every": 2, "resolution": 64, "seed": 5, "validation_images": 2}
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory, faces_table):
-    return prepare_identity_folder(tmp_path_factory.mktemp("prepared"), faces_table)
-
-
-@pytest.fixture(scope="module")
-def tiny_sd(tmp_path_factory):
-    return TinyLatentDiffusion(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture()
