@@ -17,7 +17,7 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; 
     fi
   }
   # torch first and fixed: anything that lets pip pick torch pulls GBs of CUDA wheels.
-  pip install "torch==2.13.0" "setuptools>=77,<81" wheel
+  pip install "torch==2.1.2" "setuptools==69.5.1" wheel
   pip install -c tests/constraints.txt -r tests/requirements.txt
   # insightface 2.1 wants onnx>=1.13, whose newer releases need protobuf>=4; the host pins protobuf 3.20.0.
   # onnx 1.15 runs on 3.20.0, so it goes in without its dependency check (install.py does the same in the host).
