@@ -52,9 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--name", required=True)
     prepare.add_argument("--out", type=Path, default=None, help="write the identity folder here instead of the store")
     prepare.add_argument("--phrase", default=None, help="class phrase for the captions (default: from gender/age)")
-    prepare.add_argument("--trigger", default="fcsks", help="trigger word of the captions")
+    prepare.add_argument("--trigger", default=None, help="trigger word of the captions (default: fcsks)")
     prepare.add_argument("--overwrite", action="store_true", help="replace an existing identity / --out folder")
-    prepare.add_argument("--head-mask", action="store_true", help="paint all but the head white (needs the face-parsing model)")
+    mask = prepare.add_mutually_exclusive_group()
+    mask.add_argument("--head-mask", dest="head_mask", action="store_true", default=None,
+                      help="paint all but the head white (needs the face-parsing model; default: when it is installed)")
+    mask.add_argument("--no-head-mask", dest="head_mask", action="store_false", help="keep the background")
 
     models = commands.add_parser("models", help="status of the optional models (or: models download NAME)")
     model_commands = models.add_subparsers(dest="models_command", parser_class=_Parser)
@@ -125,30 +128,17 @@ def run_similarity(ctx: FaceChainContext, args: argparse.Namespace) -> tuple[dic
 
 
 def run_prepare(ctx: FaceChainContext, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
-    from .identities import build_identity_dir, now_iso, publish_dir, validate_name
-    from .prep import PrepOptions, prepare_photos
-    from .prep.parsing import head_masker_for
+    from .identity_creation import IdentityFromPhotos, create_identity_from_photos
 
-    name = validate_name(args.name)  # fail before the slow part
-    if args.out is None and ctx.identities.exists(name) and not args.overwrite:
-        raise FaceChainError("name_taken", f"An identity named {name!r} already exists; use --overwrite.", name=name)
-    analyzer = ctx.analyzer(args.backend)
-    masker = head_masker_for(ctx.settings) if args.head_mask else None
-    options = PrepOptions(trigger=args.trigger, phrase=args.phrase, head_mask=args.head_mask, head_masker=masker)
-    report = prepare_photos([(p, p) for p in args.paths], analyzer, options)
-    if args.out is not None:
-        target = args.out.resolve()
-        if target.exists() and not target.is_dir():
-            raise FaceChainError("invalid_request", f"--out {target} is a file; give a folder.", path=str(target))
-        if target.exists() and any(target.iterdir()) and not args.overwrite:
-            raise FaceChainError("name_taken", f"{target} exists and is not empty; use --overwrite.", path=str(target))
-        publish_dir(target, lambda tmp: build_identity_dir(tmp, name, report, now_iso()), overwrite=True)
-    else:
-        target = ctx.identities.create(name, report, overwrite=args.overwrite).dir
-    stored = json.loads((target / "report.json").read_text(encoding="utf-8"))
+    request = IdentityFromPhotos(
+        name=args.name, photos=[(p, p) for p in args.paths], overwrite=args.overwrite, phrase=args.phrase,
+        trigger=args.trigger, backend=args.backend, head_mask=args.head_mask, out_dir=args.out,
+    )
+    created = create_identity_from_photos(ctx, request)
+    stored = created.stored_report()
     for photo in stored["photos"]:
-        photo["crop"] = None if photo["crop"] is None else str(target / photo["crop"])
-    return {**stored, "name": name, "identity_dir": str(target)}, True
+        photo["crop"] = None if photo["crop"] is None else str(created.dir / photo["crop"])
+    return {**stored, "name": created.name, "identity_dir": str(created.dir)}, True
 
 
 def run_models(ctx: FaceChainContext, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:

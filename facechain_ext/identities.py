@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .atomic import atomic_write, write_json_atomic
 from .errors import FaceChainError
 
 if TYPE_CHECKING:
@@ -100,23 +101,12 @@ class Identity:
         }
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
+    def write(temp: Path) -> None:
+        with open(temp, "wb") as fh:  # a file object: np.save(path) would append ".npy" to the temp name
             np.save(fh, np.asarray(array, dtype=np.float32))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    atomic_write(path, write)
 
 
 def build_identity_dir(folder: Path, name: str, report: PreparationReport, created: str) -> None:

@@ -1,4 +1,4 @@
-"""One portrait job, host-independent: resolve identity/LoRA/style, fuse and score each image, rank the results.
+"""One portrait generation, host-independent: resolve identity/LoRA/style, fuse and score each image, rank the results.
 
 The host glue (the Script, our routes) calls these in the host's hook order; tests call them directly. Heavy
 modules (fusion, ranking, face models) are imported inside the functions, so importing this module is cheap.
@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 from .errors import FaceChainError
-from .generation import DEFAULT_LORA_WEIGHT, FaceChainArgs, FaceChainJob, ImageRecord, plan_prompts
+from .generation_state import GenerationState, ImageRecord
+from .prompts import DEFAULT_LORA_WEIGHT, plan_prompts
+from .schemas import FaceChainArgs
 from .styles import Style, style_lora_path
 
 if TYPE_CHECKING:
@@ -68,8 +70,12 @@ def _style_lora_available(ctx: FaceChainContext, style: Optional[Style]) -> bool
     return path is not None and path.is_file()
 
 
-def create_job(ctx: FaceChainContext, args: FaceChainArgs) -> FaceChainJob:
-    """Resolve everything a job needs up front; FaceChainError (404 identity/style) before any image is made."""
+def resolve_generation(ctx: FaceChainContext, args: FaceChainArgs, family: str = "unknown") -> GenerationState:
+    """Resolve everything a generation needs up front; FaceChainError (404 identity/style) before any image is made.
+
+    `family`: the checkpoint's `diffusion.family.model_family` ("unknown" when not known); FaceChain's identity
+    LoRAs are SD1 LoRAs, so on an SD2/SDXL checkpoint the generation gets a comment that the LoRA cannot apply.
+    """
     if not args.enabled or not args.identity:
         raise FaceChainError("invalid_request", "FaceChain is not enabled or no identity was chosen.")
     identity = ctx.identities.get(args.identity)
@@ -83,31 +89,34 @@ def create_job(ctx: FaceChainContext, args: FaceChainArgs) -> FaceChainJob:
         activation=str(identity.activation_text), lora_name=lora_name, lora_weight=weight, style=style,
         style_lora_available=available,
     )
-    job = FaceChainJob(args=args, plan=plan, lora_name=lora_name, style_id=style.id if style else None)
+    state = GenerationState(args=args, plan=plan, lora_name=lora_name, style_id=style.id if style else None)
     best = getattr(identity, "best_photo_path", None)
-    job.reference_photo = str(best) if best else None
+    state.reference_photo = str(best) if best else None
     if missing_file is not None:
-        job.comment(f"FaceChain: the LoRA file {missing_file} of identity {identity.name!r} is missing; "
+        state.comment(f"FaceChain: the LoRA file {missing_file} of identity {identity.name!r} is missing; "
                     "generating with its trigger and phrase only.")
     elif lora_name is None:
-        job.comment(f"FaceChain: identity {identity.name!r} has no trained LoRA yet; using its trigger and phrase only.")
+        state.comment(f"FaceChain: identity {identity.name!r} has no trained LoRA yet; using its trigger and phrase only.")
+    if lora_name is not None and family in ("sd2", "sdxl"):
+        state.comment(f"FaceChain: the LoRA of identity {identity.name!r} is an SD1 LoRA and the loaded checkpoint is "
+                      f"{family.upper()}: the host cannot apply it; load an SD1.5 checkpoint for the likeness.")
     if style is not None and style.style_lora is not None and not available:
-        job.comment(
+        state.comment(
             f"FaceChain: the LoRA of style {style.id!r} ({style.style_lora.local_file}) is not in the Lora folder; "
             "the style is applied without it."
         )
-    return job
+    return state
 
 
-class JobRuntime:
-    """Loaded things one job reuses for every image (face analyzer, reference photo, embedding, fusion backend).
+class GenerationRuntime:
+    """Loaded things one generation reuses for every image (face analyzer, reference photo, embedding, fusion backend).
 
-    Kept next to the job on `p`, created on the first image, dropped with `p`.
+    Kept next to the generation state on `p`, created on the first image, dropped with `p`.
     """
 
-    def __init__(self, ctx: FaceChainContext, job: FaceChainJob) -> None:
+    def __init__(self, ctx: FaceChainContext, state: GenerationState) -> None:
         self.ctx = ctx
-        self.job = job
+        self.state = state
         self.analyzer = ctx.analyzer()
         self._reference: Optional[tuple[Image.Image, Any]] = None
         self._embedding: Any = None
@@ -119,15 +128,15 @@ class JobRuntime:
             from .fusion import reference_face_of
             from .imaging import load_image
 
-            if not self.job.reference_photo:
-                raise FaceChainError("model_missing", f"Identity {self.job.args.identity!r} has no best photo to fuse from.")
-            image = load_image(self.job.reference_photo, name=Path(self.job.reference_photo).name)
-            self._reference = (image, reference_face_of(image, self.analyzer, name=Path(self.job.reference_photo).name))
+            if not self.state.reference_photo:
+                raise FaceChainError("model_missing", f"Identity {self.state.args.identity!r} has no best photo to fuse from.")
+            image = load_image(self.state.reference_photo, name=Path(self.state.reference_photo).name)
+            self._reference = (image, reference_face_of(image, self.analyzer, name=Path(self.state.reference_photo).name))
         return self._reference
 
     def embedding(self) -> Any:
         if self._embedding is None:
-            self._embedding = self.ctx.identities.reference_embedding(str(self.job.args.identity), self.analyzer)
+            self._embedding = self.ctx.identities.reference_embedding(str(self.state.args.identity), self.analyzer)
         return self._embedding
 
     def fusion_backend(self) -> Any:
@@ -144,21 +153,21 @@ def ranking_options(args: FaceChainArgs) -> RankingOptions:
     return RankingOptions(top_k=args.ranking.top_k, min_score=args.ranking.min_score, drop_no_face=args.ranking.drop_no_face)
 
 
-def process_image(runtime: JobRuntime, image: Image.Image, record: ImageRecord) -> Image.Image:
+def process_image(runtime: GenerationRuntime, image: Image.Image, record: ImageRecord) -> Image.Image:
     """Fuse (when enabled) and score one generated image; fills `record`, returns the image to keep.
 
     One detection serves both steps: fusion keeps the face where it was, so the fused face is re-embedded at the
-    same landmarks. An image without a face is returned unchanged with score None and a job comment.
+    same landmarks. An image without a face is returned unchanged with score None and a comment.
     """
     from .ranking import score_images
 
-    args = runtime.job.args
+    args = runtime.state.args
     faces = runtime.analyzer.detect(image, embed=False)
     record.face_count = len(faces)
     result_image = image
     if not faces:
         record.fusion_note = record.score_note = "no_face"
-        runtime.job.comment(
+        runtime.state.comment(
             "FaceChain: some images have no detectable face; they are left as generated (not fused, similarity none)."
         )
         return image
@@ -171,12 +180,12 @@ def process_image(runtime: JobRuntime, image: Image.Image, record: ImageRecord) 
     return result_image
 
 
-def _fuse(runtime: JobRuntime, image: Image.Image, face: Any, record: ImageRecord) -> Image.Image:
+def _fuse(runtime: GenerationRuntime, image: Image.Image, face: Any, record: ImageRecord) -> Image.Image:
     from .fusion import fuse_face
 
     reference, reference_face = runtime.reference()
     result = fuse_face(
-        image, reference, runtime.analyzer, strength=runtime.job.args.fusion.strength, target_face=face,
+        image, reference, runtime.analyzer, strength=runtime.state.args.fusion.strength, target_face=face,
         reference_face=reference_face, backend=runtime.fusion_backend(),
     )
     record.fused = bool(result.applied)
@@ -190,12 +199,12 @@ def record_scores(records: list[ImageRecord]) -> list[ImageScore]:
     return [ImageScore(index=i, score=r.score, face_count=r.face_count or 0, reason=r.score_note) for i, r in enumerate(records)]
 
 
-def rank_records(job: FaceChainJob) -> list[int]:
+def rank_records(state: GenerationState) -> list[int]:
     """Positions (generation order) of the images to return, best first, and a comment on what was left out."""
     from .ranking import rank
 
-    scores = record_scores(job.records)
-    order = rank(scores, ranking_options(job.args))
+    scores = record_scores(state.records)
+    order = rank(scores, ranking_options(state.args))
     left_out: dict[str, int] = {}
     for score in scores:
         if score.index not in order:
@@ -203,5 +212,5 @@ def rank_records(job: FaceChainJob) -> list[int]:
             left_out[reason] = left_out.get(reason, 0) + 1
     if left_out:
         detail = ", ".join(f"{count} {reason.replace('_', ' ')}" for reason, count in sorted(left_out.items()))
-        job.comment(f"FaceChain ranking kept {len(order)} of {len(scores)} images (left out: {detail}).")
+        state.comment(f"FaceChain ranking kept {len(order)} of {len(scores)} images (left out: {detail}).")
     return order

@@ -3,15 +3,19 @@
 They must work on pydantic 1 (A1111: fastapi 0.94) and pydantic 2 (Forge): plain fields with defaults only — no
 validators, no `Field(min_items/min_length)`, no `model_config`. Value checks that need a message for the user
 are done by the service code and raise FaceChainError. Use `to_dict(model)` instead of `.dict()`/`.model_dump()`.
-Other teams append their models at the end of this file.
+
+Also here: `FaceChainArgs`, the ONE argument model of a FaceChain generation, shared by the txt2img/img2img accordion,
+`alwayson_scripts`, our `/facechain/v1/txt2img` route and the infotext (`infotext.py`), with its parsers.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from pydantic import BaseModel, Field
 
+from .errors import FaceChainError
+from .modelcompat import dump_model, json_schema, parse_model
 from .modelcompat import dump_model as to_dict  # noqa: F401 - the name the routes use
 
 
@@ -124,7 +128,7 @@ class IdentityListResponse(BaseModel):
     identities: list[dict[str, Any]]
 
 
-# ---- training (engineer D2: POST /train, GET /jobs/{id}, GET /loras; issue 3 §3) ------------------------------------
+# ---- training: POST /train, GET /jobs/{id}, GET /loras ----
 class TrainRequestModel(BaseModel):
     """Body of POST /facechain/v1/train. Unset options take the preset's value (see facechain_ext.lora.config)."""
 
@@ -181,8 +185,107 @@ class LoraListModel(BaseModel):
     loras: list[LoraModel]
 
 
-# ---- generation (E2): /facechain/v1/txt2img, /face/fuse ----
-from .generation import FaceChainArgs  # noqa: E402 - appended section; generation has no heavy imports
+# ---- generation arguments (accordion, alwayson_scripts, /facechain/v1/txt2img, infotext) ----
+class FusionArgs(BaseModel):
+    enabled: bool = True
+    strength: float = Field(default=0.7, ge=0.0, le=1.0)
+
+    class Config:
+        extra = "forbid"
+
+
+class RankingArgs(BaseModel):
+    enabled: bool = True
+    top_k: Optional[int] = Field(default=None, ge=1, le=100)  # keep at most this many images (None: all)
+    min_score: Optional[float] = Field(default=None, ge=-1.0, le=1.0)  # drop faces less similar than this
+    drop_no_face: bool = False  # otherwise images without a usable face are kept, last, unscored
+
+    class Config:
+        extra = "forbid"
+
+
+class FaceChainArgs(BaseModel):
+    enabled: bool = True
+    identity: Optional[str] = None
+    lora: Optional[str] = None  # explicit LoRA prompt name; default: the identity's newest LoRA
+    lora_weight: Optional[float] = Field(default=None, ge=0.0, le=2.0)  # default: the LoRA's preferred weight
+    style: Optional[str] = None
+    fusion: FusionArgs = FusionArgs()
+    ranking: RankingArgs = RankingArgs()
+
+    class Config:
+        extra = "forbid"
+
+
+def disabled_args() -> FaceChainArgs:
+    return FaceChainArgs(enabled=False)
+
+
+def parse_args(value: Any, *, what: str = "facechain") -> FaceChainArgs:
+    """FaceChainArgs from None (disabled), a dict, a JSON string or an instance; FaceChainError names bad fields."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return disabled_args()
+    args = parse_model(FaceChainArgs, value, what=what)
+    if args.enabled and not (args.identity or "").strip():
+        raise FaceChainError("invalid_request", f"{what}.identity: choose an identity when FaceChain is enabled.", input=what)
+    return args
+
+
+# Order of the accordion's controls (`ui()` return value), i.e. of the positional values the hooks receive.
+ARG_NAMES = (
+    "enabled", "identity", "lora_weight", "style", "fusion_enabled", "fusion_strength",
+    "ranking_enabled", "top_k", "min_score", "drop_no_face",
+)
+NO_STYLE = "None"  # the style dropdown's "no style" choice
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip() in ("", NO_STYLE))
+
+
+def args_from_values(values: dict[str, Any]) -> FaceChainArgs:
+    """Arguments from the accordion's control values by name (0 means "off" for top-K and minimum similarity)."""
+    if not values.get("enabled"):
+        return disabled_args()
+    top_k = values.get("top_k")
+    min_score = values.get("min_score")
+    data = {
+        "enabled": True,
+        "identity": None if _blank(values.get("identity")) else str(values["identity"]).strip(),
+        "lora_weight": None if values.get("lora_weight") is None else float(values["lora_weight"]),
+        "style": None if _blank(values.get("style")) else str(values["style"]).strip(),
+        "fusion": {"enabled": bool(values.get("fusion_enabled", True)), "strength": float(values.get("fusion_strength", 0.7))},
+        "ranking": {
+            "enabled": bool(values.get("ranking_enabled", True)),
+            "top_k": int(top_k) if top_k else None,
+            "min_score": float(min_score) if min_score else None,
+            "drop_no_face": bool(values.get("drop_no_face", False)),
+        },
+    }
+    return parse_args(data, what="FaceChain controls")
+
+
+def args_from_script_args(script_args: Any) -> FaceChainArgs:
+    """The hooks' `*args`: ONE dict/JSON/FaceChainArgs (alwayson_scripts) or the positional control values."""
+    values = list(script_args or ())
+    if not values:
+        return disabled_args()
+    first = values[0]
+    if isinstance(first, (dict, FaceChainArgs)) or (isinstance(first, str) and first.strip().startswith("{")):
+        return parse_args(first, what="alwayson_scripts.facechain.args[0]")
+    return args_from_values(dict(zip(ARG_NAMES, values, strict=False)))
+
+
+def args_schema() -> dict[str, Any]:
+    """JSON schema of FaceChainArgs (GET /facechain/v1/schema)."""
+    return json_schema(FaceChainArgs)
+
+
+def args_to_dict(args: FaceChainArgs) -> dict[str, Any]:
+    return dump_model(args)
+
+
+# ---- generation routes: /facechain/v1/txt2img, /face/fuse ----
 
 
 class FaceChainTxt2ImgRequest(BaseModel):

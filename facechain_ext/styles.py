@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import threading
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 from pydantic import BaseModel, Field
 
@@ -98,6 +98,33 @@ class Style(BaseModel):
 
     class Config:
         extra = "forbid"
+
+
+# txt2img field (host name) -> Recommended field
+RECOMMENDED_FIELDS = {"sampler_name": "sampler", "scheduler": "scheduler", "steps": "steps", "cfg_scale": "cfg_scale",
+                      "width": "width", "height": "height"}
+
+
+def apply_recommended(
+    fields: dict[str, Any], style: Optional[Style], fallback: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The ONE precedence rule for a styled generation's sampler settings, used by the route and the tab.
+
+    For each of RECOMMENDED_FIELDS: a value set in `fields` (not None) wins, else the style's recommendation, else
+    `fallback` (the host API's defaults for the route; the tab's controls when "use the style's settings" is on,
+    which the tab expresses by leaving those fields unset). Modifies and returns `fields`; `invalid_request` when
+    the resulting width or height is not a multiple of 8 (the latent is 1/8 of the image).
+    """
+    recommended = style.recommended if style is not None else None
+    for field_name, key in RECOMMENDED_FIELDS.items():
+        if fields.get(field_name) is not None:
+            continue
+        value = getattr(recommended, key) if recommended is not None else None
+        fields[field_name] = value if value is not None else fallback.get(field_name)
+    for side in ("width", "height"):
+        if fields.get(side) is not None and int(fields[side]) % 8:
+            raise FaceChainError("invalid_request", f"{side}: {fields[side]} must be a multiple of 8.", field=side)
+    return fields
 
 
 def _safe_relative(path: str) -> bool:

@@ -81,3 +81,24 @@ def test_diffusers_adapter(tmp_path):
     with pytest.raises(FaceChainError) as err:
         tiny_diffusers_model(tmp_path, is_sd1=None)  # width 32 is not SD1's 768
     assert err.value.code == "unsupported_model" and "tiny-diffusers" in err.value.message
+
+
+def test_one_model_family_check_for_every_kind_of_model(sd_model):
+    from torch import nn
+
+    from facechain_ext.diffusion.family import model_family, require_family
+
+    assert model_family(sd_model) == "sd1"  # the host's flag
+    sd_model.is_sd1, sd_model.is_sdxl = False, True
+    assert model_family(sd_model) == "sdxl"
+    sd_model.is_sdxl = False
+    assert model_family(sd_model) == "unknown"  # a host model that is none of the three (SD3, Flux, ...)
+    for width, family in ((768, "sd1"), (1024, "sd2"), (2048, "sdxl"), (32, "unknown")):
+        unet = nn.Module()
+        unet.attn2 = nn.Module()
+        unet.attn2.to_k = nn.Linear(width, 8, bias=False)
+        assert model_family(unet) == family
+    with pytest.raises(FaceChainError) as err:
+        require_family("sd2", ("sd1",), checkpoint="v2-1_768.safetensors")
+    assert err.value.code == "unsupported_model" and err.value.context == {
+        "checkpoint": "v2-1_768.safetensors", "family": "sd2", "supported": ["sd1"]}

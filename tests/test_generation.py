@@ -8,27 +8,10 @@ import pytest
 from modules.infotext_utils import parse_generation_parameters, quote
 
 from facechain_ext.errors import FaceChainError
-from facechain_ext.generation import (
-    ARG_INFOTEXT_KEYS,
-    KEY_FUSION,
-    FaceChainArgs,
-    FaceChainJob,
-    args_from_infotext,
-    args_from_script_args,
-    args_schema,
-    args_to_dict,
-    args_to_infotext,
-    attach_job,
-    build_negative,
-    build_prompt,
-    build_prompts,
-    detach_job,
-    fusion_text,
-    get_job,
-    parse_args,
-    plan_prompts,
-)
-from facechain_ext.prompts import lora_names
+from facechain_ext.generation_state import GenerationState, attach_state, detach_state, get_state
+from facechain_ext.infotext import ARG_INFOTEXT_KEYS, KEY_FUSION, args_from_infotext, args_to_infotext, fusion_text
+from facechain_ext.prompts import build_negative, build_prompt, build_prompts, lora_names, plan_prompts
+from facechain_ext.schemas import FaceChainArgs, args_from_script_args, args_schema, args_to_dict, parse_args
 from facechain_ext.styles import parse_style
 
 STYLE = parse_style({
@@ -185,13 +168,13 @@ def test_job_lives_on_the_processing_object():
         pass
 
     p = P()
-    job = FaceChainJob(args=FaceChainArgs(identity="a"), plan=plan())
-    attach_job(p, job)
-    assert get_job(p) is job
-    first = job.add_record(seed=5, subseed=9)
-    job.add_record(seed=6, subseed=10)
-    assert job.find_record(5, 9) is first and job.find_record(7, 1) is None
+    state = GenerationState(args=FaceChainArgs(identity="a"), plan=plan())
+    attach_state(p, state)
+    assert get_state(p) is state
+    first = state.add_record(seed=5, subseed=9)
+    state.add_record(seed=6, subseed=10)
+    assert state.find_record(5, 9) is first and state.find_record(7, 1) is None
     assert fusion_text(0.7, first) == "0.7" and fusion_text(None) == "off"
     first.fusion_note = "no_face"
     assert fusion_text(0.7, first) == "0.7 not-applied-no_face"
-    assert detach_job(p) is job and get_job(p) is None
+    assert detach_state(p) is state and get_state(p) is None

@@ -20,7 +20,7 @@ from generation_helpers import (
 from modules import processing, scripts
 from modules.infotext_utils import parse_generation_parameters
 
-from facechain_ext.generation import get_job
+from facechain_ext.generation_state import get_state
 from facechain_ext.webui.script import FaceChainScript
 
 UI_DEFAULTS = [False, None, 0.9, "None", True, 0.7, True, 0, 0.0, False]  # the controls' values, ARG_NAMES order
@@ -69,12 +69,12 @@ def test_full_job_prompts_fusion_ranking_and_aligned_infotexts(ctx, host, data_d
         assert call["networks"] == [("lora", LORA_NAME, round(LORA_WEIGHT * 0.95, 2))]
         assert call["negative_prompt"].startswith("lowres, blurry") and call["negative_prompt"].count("lowres") == 1
 
-    job = get_job(p)
-    by_seed = {r.seed: r for r in job.records}
+    state = get_state(p)
+    by_seed = {r.seed: r for r in state.records}
     photos = sampler_photos(data_dir)
     # ranking: the identity first, the other people next, the image without a face last
     assert processed.all_seeds[0] == SEED + 2 and processed.all_seeds[-1] == SEED + 1
-    assert job.order[0] == 2 and job.order[-1] == 1
+    assert state.order[0] == 2 and state.order[-1] == 1
     assert by_seed[SEED + 2].score > max(by_seed[SEED].score, by_seed[SEED + 3].score)
     # everything stays aligned: images, infotexts, seeds, subseeds, prompts
     for image, params, seed, subseed, prompt in zip(processed.images, parsed(processed), processed.all_seeds,
@@ -105,13 +105,13 @@ def test_second_job_dict_argument_top_k_without_fusion_is_independent(ctx, host,
     script = FaceChainScript(ctx)
     first = make_p(script, [True, IDENTITY, LORA_WEIGHT, "None", True, 0.7, False, 0, 0.0, False], n_iter=1)
     processing.process_images(first)
-    first_job = get_job(first)
+    first_job = get_state(first)
     # alwayson_scripts form: ONE dict where the first control sits, the rest are the controls' defaults
     args = {"identity": IDENTITY, "fusion": {"enabled": False}, "ranking": {"top_k": 2, "drop_no_face": True}}
     second = make_p(script, [args, *UI_DEFAULTS[1:]])
     processed = processing.process_images(second)
-    job = get_job(second)
-    assert job is not first_job and len(first_job.records) == 2 and len(job.records) == 4
+    state = get_state(second)
+    assert state is not first_job and len(first_job.records) == 2 and len(state.records) == 4
     assert not first_job.ranked  # ranking was off in the first job: generation order kept
     photos = sampler_photos(data_dir)
     assert len(processed.images) == 2 and processed.all_seeds[0] == SEED + 2
@@ -124,8 +124,8 @@ def test_second_job_dict_argument_top_k_without_fusion_is_independent(ctx, host,
     assert all(call["networks"] == [("lora", LORA_NAME, LORA_WEIGHT)] for call in host.calls[-4:])
     assert all("35mm" not in call["prompt"] for call in host.calls[-4:])
     # fusion raised the similarity of another person's face toward the identity (same seed, fused vs not)
-    fused_score = get_job(first).records[0].score
-    plain_score = next(r.score for r in job.records if r.seed == SEED)
+    fused_score = get_state(first).records[0].score
+    plain_score = next(r.score for r in state.records if r.seed == SEED)
     assert first_job.records[0].fused and fused_score > plain_score
 
 
@@ -133,26 +133,26 @@ def test_disabled_unknown_identity_and_failed_jobs_leave_nothing_behind(ctx, hos
     script = FaceChainScript(ctx)
     off = make_p(script, UI_DEFAULTS, n_iter=1)
     processed = processing.process_images(off)
-    assert get_job(off) is None and "FaceChain" not in "".join(processed.infotexts)
+    assert get_state(off) is None and "FaceChain" not in "".join(processed.infotexts)
     assert all(call["networks"] == [] for call in host.calls)
 
     unknown = make_p(script, [True, "nobody", 0.9, "None", True, 0.7, True, 0, 0.0, False], n_iter=1)
     processed = processing.process_images(unknown)
-    assert get_job(unknown) is None and len(processed.images) == 2
+    assert get_state(unknown) is None and len(processed.images) == 2
     assert "FaceChain is off for this job" in processed.comments and "nobody" in processed.comments
 
     failing = make_p(script, [True, IDENTITY, 0.9, "None", True, 0.7, True, 0, 0.0, False], n_iter=1)
     processing.fake_sampler = None  # the "model" fails mid-job: postprocess never runs
     with pytest.raises(RuntimeError):
         processing.process_images(failing)
-    assert get_job(failing) is not None  # left on that p ...
+    assert get_state(failing) is not None  # left on that p ...
     import copy
 
     reused = copy.copy(failing)  # ... and a copied p (X/Y/Z plot style) starts clean
     reused.script_args = [0, *UI_DEFAULTS]
     processing.fake_sampler = host
     processing.process_images(reused)
-    assert get_job(reused) is None and not hasattr(reused, "_facechain_runtime")
+    assert get_state(reused) is None and not hasattr(reused, "_facechain_runtime")
     assert not any(name.startswith("_facechain") for name in vars(script))
 
 

@@ -8,7 +8,8 @@ from generation_helpers import IDENTITY, SEED, install_sampler, make_context
 from modules import processing, progress, shared
 from modules.infotext_utils import parse_generation_parameters, quote
 
-from facechain_ext.generation import ARG_NAMES, args_from_script_args, args_to_infotext, parse_args
+from facechain_ext.infotext import args_to_infotext
+from facechain_ext.schemas import ARG_NAMES, args_from_script_args, parse_args
 from facechain_ext.webui import tab_generate
 from facechain_ext.webui.script import FaceChainScript
 

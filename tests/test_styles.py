@@ -138,3 +138,19 @@ def test_style_lora_file_and_manifest_forms():
     }))
     assert remote.style_lora.local_file == "FaceChain/styles/watercolor.safetensors"
     assert remote.style_lora.prompt_name == "watercolor_v2"
+
+
+def test_one_precedence_rule_for_recommended_settings():
+    """Set value > style recommendation > fallback, for the route (host defaults) and the tab (its controls)."""
+    from facechain_ext.styles import apply_recommended
+
+    style = parse_style({"id": "tall", "name": "Tall", "prompt": "a portrait of {identity}",
+                         "recommended": {"width": 512, "height": 768, "cfg_scale": 6.5, "sampler": "DPM++ 2M"}})
+    fallback = {"steps": 20, "cfg_scale": 7.0, "width": 512, "height": 512}
+    fields = apply_recommended({"cfg_scale": 9.0, "steps": None}, style, fallback)
+    assert (fields["cfg_scale"], fields["height"], fields["steps"], fields["sampler_name"]) == (9.0, 768, 20, "DPM++ 2M")
+    assert fields["scheduler"] is None  # neither set, recommended nor in the fallback
+    assert apply_recommended({}, None, fallback)["height"] == 512
+    with pytest.raises(FaceChainError) as err:
+        apply_recommended({"width": 500}, style, fallback)
+    assert err.value.code == "invalid_request" and err.value.context["field"] == "width"

@@ -30,8 +30,8 @@ from facechain_ext.errors import FaceChainError
 from facechain_ext.lora.inject import lora_attached
 from facechain_ext.lora.io import load_lora
 from facechain_ext.lora.kohya import unmatched_keys
-from facechain_ext.training import TrainRequest, build_config, train_identity
-from facechain_ext.training_files import list_facechain_loras, read_safetensors_metadata, sha256_file
+from facechain_ext.training.files import list_facechain_loras, read_safetensors_metadata, sha256_file
+from facechain_ext.training.service import TrainRequest, build_config, train_identity
 
 REQUEST = {"identity": IDENTITY, "steps": 6, "snapshot_every": 2, "resolution": 64, "seed": 7, "validation_images": 2}
 

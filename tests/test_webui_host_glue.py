@@ -8,9 +8,10 @@ from generation_helpers import IDENTITY, SEED, install_sampler, make_context
 from modules import call_queue, processing, progress
 from modules.infotext_utils import parse_generation_parameters
 
-from facechain_ext.generation import parse_args
+from facechain_ext.schemas import parse_args
 from facechain_ext.webui.api_common import parse_api_auth
-from facechain_ext.webui.host_processing import host_job, make_txt2img, run_processing
+from facechain_ext.webui.host_processing import make_txt2img, run_processing
+from facechain_ext.webui.host_task import host_task
 
 
 @pytest.fixture(scope="module")
@@ -29,12 +30,12 @@ def test_api_auth_is_parsed_like_the_host():
     assert not parse_api_auth(None).enabled and not parse_api_auth("").enabled
 
 
-def test_host_job_without_a_task_id_leaves_the_callers_task_active(fake_host):
+def test_host_task_without_a_task_id_leaves_the_callers_task_active(fake_host):
     """Inside wrap_gradio_gpu_call the host already started the UI's task; start_task(None) would hide it."""
     seen = {}
 
     def handler(task_id):
-        with host_job("facechain_txt2img", None, take_lock=False):
+        with host_task("facechain_txt2img", None, take_lock=False):
             seen["inside"] = progress.current_task
         seen["after"] = progress.current_task
         return "ok"
@@ -44,8 +45,8 @@ def test_host_job_without_a_task_id_leaves_the_callers_task_active(fake_host):
     assert None not in progress.finished_tasks and "task(ui-1)" in progress.finished_tasks
 
 
-def test_host_job_with_a_task_id_registers_it(fake_host):
-    with host_job("facechain_txt2img", "task(api-1)", take_lock=True):
+def test_host_task_with_a_task_id_registers_it(fake_host):
+    with host_task("facechain_txt2img", "task(api-1)", take_lock=True):
         assert progress.current_task == "task(api-1)" and "task(api-1)" not in progress.pending_tasks
         assert not call_queue.queue_lock.acquire(blocking=False)  # held for the whole job
     assert progress.current_task is None and progress.finished_tasks[-1] == "task(api-1)"

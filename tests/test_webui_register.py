@@ -133,7 +133,7 @@ def test_broken_route_module_does_not_take_the_others_down(fake_host, tmp_path, 
     import facechain_ext.webui as webui
 
     fake_host.reset_host(tmp_path / "webui", ["--api"])
-    monkeypatch.setattr(webui, "ROUTE_MODULES", ("api_does_not_exist", "api_faces"))
+    monkeypatch.setattr(webui, "ROUTE_MODULES", ("api_does_not_exist", "api_system"))
     extension = register()
     app = FastAPI()
     script_callbacks.app_started_callback(None, app)

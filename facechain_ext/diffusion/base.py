@@ -1,4 +1,4 @@
-"""The model interface the trainer needs, and the SD1 check both adapters share.
+"""The model interface the trainer needs, and the trainability check both adapters share.
 
 Why a protocol: the trainer must run on the host's ldm object (inside A1111/Forge) and on diffusers components
 (CLI, tests) without knowing which. Only what training needs is exposed.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
+from facechain_ext.diffusion.family import ModelFamily, require_family
 from facechain_ext.errors import FaceChainError
 
 if TYPE_CHECKING:  # torch stays out of import time
@@ -16,10 +17,6 @@ if TYPE_CHECKING:  # torch stays out of import time
 
 Naming = Literal["compvis", "diffusers"]
 PredictionType = Literal["epsilon", "v_prediction"]
-
-# SD1.x text encoder (CLIP ViT-L/14) width; SD2 uses 1024 and SDXL 2048.
-SD1_CONTEXT_DIM = 768
-
 
 @runtime_checkable
 class DiffusionModel(Protocol):
@@ -37,6 +34,7 @@ class DiffusionModel(Protocol):
     dtype: torch.dtype
     unet: nn.Module
     naming: Naming
+    family: ModelFamily  # see diffusion.family
     is_sd1: bool
     prediction_type: PredictionType
     checkpoint_name: str
@@ -51,15 +49,9 @@ class DiffusionModel(Protocol):
     def predict(self, noisy: torch.Tensor, timesteps: torch.Tensor, cond: Any) -> torch.Tensor: ...
 
 
-def require_sd1(is_sd1: bool, in_channels: int, checkpoint_name: str) -> None:
+def require_trainable(family: ModelFamily, in_channels: int, checkpoint_name: str) -> None:
     """Refuse checkpoints the face-LoRA recipe does not support, naming the checkpoint and the reason."""
-    if not is_sd1:
-        raise FaceChainError(
-            "unsupported_model",
-            f"Checkpoint '{checkpoint_name}' is not a Stable Diffusion 1.x model; FaceChain trains SD1.x LoRAs only "
-            "(SD2/SDXL support comes later). Load an SD1.5-based checkpoint and try again.",
-            checkpoint=checkpoint_name,
-        )
+    require_family(family, ("sd1",), purpose="FaceChain face LoRAs", checkpoint=checkpoint_name)
     if in_channels != 4:
         raise FaceChainError(
             "unsupported_model",

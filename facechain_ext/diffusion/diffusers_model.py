@@ -11,12 +11,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from facechain_ext.diffusion.base import SD1_CONTEXT_DIM, require_sd1
+from facechain_ext.diffusion.base import require_trainable
+from facechain_ext.diffusion.family import model_family
 from facechain_ext.errors import FaceChainError
 
 
 class DiffusersModel:
-    """`DiffusionModel` over diffusers components; `is_sd1` defaults to "cross-attention width is 768"."""
+    """`DiffusionModel` over diffusers components; the family comes from the UNet's cross-attention width unless
+    `is_sd1` says it (tests with tiny UNets)."""
 
     naming = "diffusers"
 
@@ -35,8 +37,12 @@ class DiffusersModel:
         self.noise_scheduler = noise_scheduler
         self.checkpoint_name = checkpoint_name
         config = unet.config
-        self.is_sd1 = bool(config.cross_attention_dim == SD1_CONTEXT_DIM) if is_sd1 is None else bool(is_sd1)
-        require_sd1(self.is_sd1, int(config.in_channels), checkpoint_name)
+        if is_sd1 is None:
+            self.family = model_family(unet)
+        else:
+            self.family = "sd1" if is_sd1 else "unknown"
+        self.is_sd1 = self.family == "sd1"
+        require_trainable(self.family, int(config.in_channels), checkpoint_name)
         prediction = noise_scheduler.config.prediction_type
         if prediction not in ("epsilon", "v_prediction"):
             raise FaceChainError(

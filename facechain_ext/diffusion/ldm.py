@@ -11,27 +11,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from facechain_ext.diffusion.base import SD1_CONTEXT_DIM, prediction_type_from_ldm, require_sd1
+from facechain_ext.diffusion.base import prediction_type_from_ldm, require_trainable
+from facechain_ext.diffusion.family import model_family
 
 
 def _checkpoint_name(sd_model: Any) -> str:
     info = getattr(sd_model, "sd_checkpoint_info", None)
     return str(getattr(info, "title", None) or getattr(info, "name", None) or "the loaded checkpoint")
-
-
-def _context_dim(unet: nn.Module) -> int | None:
-    """Width of the cross-attention context, read from the first attn2.to_k projection."""
-    for name, module in unet.named_modules():
-        if name.endswith("attn2.to_k") and isinstance(module, nn.Linear):
-            return module.in_features
-    return None
-
-
-def _detect_sd1(sd_model: Any, unet: nn.Module) -> bool:
-    flag = getattr(sd_model, "is_sd1", None)
-    if flag is not None:  # the host sets is_sd1/is_sd2/is_sdxl on every model it loads
-        return bool(flag)
-    return _context_dim(unet) == SD1_CONTEXT_DIM
 
 
 def _rng_devices(device: torch.device) -> list[torch.device]:
@@ -47,8 +33,9 @@ class LdmModel:
         self.sd_model = sd_model
         self.checkpoint_name = _checkpoint_name(sd_model)
         self.unet: nn.Module = sd_model.model.diffusion_model
-        self.is_sd1 = _detect_sd1(sd_model, self.unet)
-        require_sd1(self.is_sd1, int(getattr(self.unet, "in_channels", 4)), self.checkpoint_name)
+        self.family = model_family(sd_model)  # host flags, else the cross-attention width
+        self.is_sd1 = self.family == "sd1"
+        require_trainable(self.family, int(getattr(self.unet, "in_channels", 4)), self.checkpoint_name)
         self.prediction_type = prediction_type_from_ldm(getattr(sd_model, "parameterization", "eps"), self.checkpoint_name)
         first = next(self.unet.parameters())
         self.device: torch.device = first.device

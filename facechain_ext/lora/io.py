@@ -7,12 +7,12 @@ visible half-written: write a hidden temp file in the same folder, then `os.repl
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from facechain_ext.atomic import atomic_write
 from facechain_ext.errors import FaceChainError
 from facechain_ext.lora.config import TrainConfig
 
@@ -76,15 +76,7 @@ def save_lora(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], meta
         if dtype is not None and tensor.is_floating_point():
             tensor = tensor.to(dtype)
         tensors[key] = tensor.contiguous()
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp_name, metadata=dict(metadata))
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return target
+    return atomic_write(target, lambda temp: save_file(tensors, str(temp), metadata=dict(metadata)))
 
 
 def load_lora(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

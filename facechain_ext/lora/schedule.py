@@ -25,7 +25,7 @@ def make_optimizer(params: list[torch.nn.Parameter], config: TrainConfig, total:
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def precision_plan(model, config: TrainConfig) -> tuple[torch.dtype | None, torch.amp.GradScaler]:
+def precision_plan(model, config: TrainConfig) -> tuple[torch.dtype | None, torch.cuda.amp.GradScaler]:
     """(autocast dtype or None, grad scaler). Mixed precision only on CUDA; the scaler is active for fp16 math."""
     cuda = model.device.type == "cuda"
     dtype: torch.dtype | None = None
@@ -35,4 +35,6 @@ def precision_plan(model, config: TrainConfig) -> tuple[torch.dtype | None, torc
         else:
             dtype = torch.float16
     fp16_math = cuda and (dtype == torch.float16 or model.dtype == torch.float16)
-    return dtype, torch.amp.GradScaler("cuda" if cuda else "cpu", enabled=fp16_math)
+    # torch.cuda.amp.GradScaler: torch.amp.GradScaler does not exist in the host's torch 2.1.2; fp16_math is only
+    # ever True on CUDA, and a disabled scaler passes losses and steps through unchanged on any device.
+    return dtype, torch.cuda.amp.GradScaler(enabled=fp16_math)

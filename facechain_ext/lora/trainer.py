@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from PIL import Image
 
+from facechain_ext.diffusion.family import require_family
 from facechain_ext.errors import FaceChainError
 from facechain_ext.lora.augment import augmented_variants, to_pixels
 from facechain_ext.lora.config import TrainConfig
@@ -155,8 +156,7 @@ def train_lora(
     """
     config = (config or TrainConfig()).validate()
     _check_items(items)
-    if not getattr(model, "is_sd1", False):
-        raise FaceChainError("unsupported_model", f"Checkpoint '{getattr(model, 'checkpoint_name', '?')}' is not SD1.x.")
+    require_family(model, ("sd1",), purpose="FaceChain face LoRAs")
     total = config.total_steps(len(items))
     data = prepare_data(model, items, config)
     if should_stop is not None and should_stop():

@@ -17,10 +17,17 @@ if TYPE_CHECKING:
     from ..config import Settings
 
 
-def options_for(settings: Settings, *, phrase: str | None = None, head_mask: bool | None = None) -> PrepOptions:
-    """PrepOptions as the tab and the API use them; `head_mask=None` masks when the parsing model is installed."""
+def options_for(
+    settings: Settings, *, phrase: str | None = None, head_mask: bool | None = None, trigger: str | None = None
+) -> PrepOptions:
+    """PrepOptions as every surface uses them (tab, API, CLI through `identity_creation`).
+
+    `head_mask=None` masks when the parsing model is installed; True asks for it (a note says when it is missing);
+    False never masks. `trigger=None` keeps FaceChain's trigger word.
+    """
     masker = head_masker_for(settings) if head_mask is not False else None
-    return PrepOptions(phrase=phrase or None, head_mask=masker is not None or bool(head_mask), head_masker=masker)
+    extra = {"trigger": trigger} if trigger else {}
+    return PrepOptions(phrase=phrase or None, head_mask=masker is not None or bool(head_mask), head_masker=masker, **extra)
 
 __all__ = [
     "HeadMasker",

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from ..faces.similarity import cosine_similarity
+
 THUMB_SIDE = 32
 MAX_ASPECT_CHANGE = 0.03  # log ratio of width/height below which two photos may be the same picture
 
@@ -40,9 +42,10 @@ def thumbnail(photo: Image.Image) -> np.ndarray:
 
 
 def cosine(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    """`faces.similarity.cosine_similarity`, NaN when a photo has no embedding."""
     if a is None or b is None:
         return float("nan")
-    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
+    return cosine_similarity(a, b)
 
 
 def find_duplicates(

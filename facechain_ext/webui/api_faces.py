@@ -1,7 +1,8 @@
-"""/facechain/v1 routes for face analysis, models and identities (issue 2 §5).
+"""/facechain/v1 face-analysis routes: detect faces, compare faces (issue 2 §5).
 
 Face analysis does not take the host's queue_lock: the analyzers are thread-safe and small, and a photo check
 must not wait behind a long training job. Handlers are plain functions (FastAPI runs them in its thread pool).
+Identities: `api_identities.py`; version and models: `api_system.py`.
 """
 
 from __future__ import annotations
@@ -11,24 +12,11 @@ import binascii
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
 
-from .. import __version__
 from ..context import FaceChainContext
 from ..errors import FaceChainError
-from ..schemas import (
-    DetectRequest,
-    DetectResponse,
-    ErrorResponse,
-    IdentityCreateRequest,
-    IdentityListResponse,
-    ModelDownloadAccepted,
-    ModelsResponse,
-    SimilarityRequest,
-    SimilarityResponse,
-    VersionResponse,
-)
-from .api_common import ApiAuth, facechain_route, jsonable, make_router
+from ..schemas import DetectRequest, DetectResponse, ErrorResponse, SimilarityRequest, SimilarityResponse
+from .api_common import ApiAuth, facechain_route, make_router
 
 MAX_IMAGES = 64  # per request list; more is almost certainly a client bug, and each image costs a detection
 ERRORS = {code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 413, 422, 500, 502, 503)}
@@ -38,29 +26,20 @@ def add_routes(app: FastAPI, ctx: FaceChainContext, auth: ApiAuth) -> None:
     routes = FaceRoutes(ctx)
     router = make_router(auth)
     add = router.add_api_route
-    add("/version", facechain_route(routes.version), methods=["GET"], response_model=VersionResponse, responses=ERRORS)
-    add("/models", facechain_route(routes.models), methods=["GET"], response_model=ModelsResponse, responses=ERRORS)
-    add("/models/{name}/download", facechain_route(routes.download_model), methods=["POST"], status_code=202,
-        response_model=ModelDownloadAccepted, responses=ERRORS)
     add("/face/detect", facechain_route(routes.detect), methods=["POST"], response_model=DetectResponse, responses=ERRORS)
     add("/face/similarity", facechain_route(routes.similarity), methods=["POST"], response_model=SimilarityResponse,
         responses=ERRORS)
-    add("/identities", facechain_route(routes.create_identity), methods=["POST"], status_code=201, responses=ERRORS)
-    add("/identities", facechain_route(routes.list_identities), methods=["GET"], response_model=IdentityListResponse,
-        responses=ERRORS)
-    add("/identities/{name}", facechain_route(routes.get_identity), methods=["GET"], responses=ERRORS)
-    add("/identities/{name}", facechain_route(routes.delete_identity), methods=["DELETE"], responses=ERRORS)
     app.include_router(router)
 
 
-def _check_count(images: list[str], field: str, minimum: int = 1) -> None:
+def check_image_count(images: list[str], field: str, minimum: int = 1) -> None:
     if len(images) < minimum:
         raise FaceChainError("invalid_request", f"{field}: give at least {minimum} image(s).", field=field)
     if len(images) > MAX_IMAGES:
         raise FaceChainError("invalid_request", f"{field}: at most {MAX_IMAGES} images per request.", field=field)
 
 
-def _raw_bytes(data: str) -> bytes:
+def base64_bytes(data: str) -> bytes:
     """base64 (or data: URL) -> bytes; undecodable text is passed on so the photo gets its own unreadable_image."""
     payload = data.split(",", 1)[1] if data.startswith("data:") and "," in data else data
     try:
@@ -70,35 +49,10 @@ def _raw_bytes(data: str) -> bytes:
 
 
 class FaceRoutes:
-    """The route handlers, bound to one FaceChainContext."""
+    """The face-analysis handlers, bound to one FaceChainContext."""
 
     def __init__(self, ctx: FaceChainContext) -> None:
         self.ctx = ctx
-
-    def version(self) -> dict[str, Any]:
-        from ..faces import backend_status
-        from .host import is_forge
-
-        settings = self.ctx.settings
-        return {
-            "version": __version__,
-            "api": "v1",
-            "host": "forge" if is_forge() else "a1111",
-            "face_backend": settings.face_backend,
-            "backends": backend_status(settings),
-        }
-
-    def models(self) -> dict[str, Any]:
-        from ..models import model_status
-
-        return {"models": model_status(self.ctx.settings)}
-
-    def download_model(self, name: str) -> dict[str, Any]:
-        """Start a consented, verified download as a job (404 unknown, 422 manual-only, 403 not allowed)."""
-        from ..downloads import submit_download
-
-        job = submit_download(self.ctx, name)
-        return {"job_id": job.id, "status": self.ctx.jobs.snapshot(job.id)["status"], "model": name}
 
     def detect(self, req: DetectRequest) -> dict[str, Any]:
         from ..imaging import decode_base64_image
@@ -111,8 +65,8 @@ class FaceRoutes:
     def similarity(self, req: SimilarityRequest) -> dict[str, Any]:
         from ..faces.similarity import cosine_similarity, mean_embedding
 
-        _check_count(req.reference.images, "reference.images")
-        _check_count(req.candidates, "candidates")
+        check_image_count(req.reference.images, "reference.images")
+        check_image_count(req.candidates, "candidates")
         if req.top_k is not None and req.top_k < 1:
             raise FaceChainError("invalid_request", "top_k: must be at least 1 (or omitted).", field="top_k")
         analyzer = self.ctx.analyzer(req.backend)
@@ -143,30 +97,3 @@ class FaceRoutes:
         if not upright.faces or upright.faces[0].embedding is None:
             raise FaceChainError("no_face", f"{name}: no face found in this reference photo.", path=name)
         return upright.faces[0].embedding
-
-    def create_identity(self, req: IdentityCreateRequest) -> JSONResponse:
-        from ..prep import options_for, prepare_photos
-
-        _check_count(req.images, "images")
-        store = self.ctx.identities
-        if not req.overwrite and store.exists(req.name):  # also rejects an invalid name, before any photo work
-            raise FaceChainError("name_taken", f"An identity named {req.name!r} already exists; pass overwrite=true "
-                                 "to replace it.", name=req.name)
-        analyzer = self.ctx.analyzer(req.backend)
-        photos = [(f"images[{i}]", _raw_bytes(data)) for i, data in enumerate(req.images)]
-        report = prepare_photos(photos, analyzer, options_for(self.ctx.settings, phrase=req.phrase))
-        identity = store.create(req.name, report, overwrite=req.overwrite)
-        # the stored report: crop paths relative to the identity folder
-        body = {"name": identity.name, **store.report(identity.name), "identity": identity.to_dict()}
-        return JSONResponse(status_code=201, content=jsonable(body))
-
-    def list_identities(self) -> dict[str, Any]:
-        return {"identities": [jsonable(identity.to_dict()) for identity in self.ctx.identities.list()]}
-
-    def get_identity(self, name: str) -> dict[str, Any]:
-        return jsonable(self.ctx.identities.get(name).to_dict())
-
-    def delete_identity(self, name: str) -> dict[str, Any]:
-        self.ctx.identities.delete(name)
-        return {"deleted": name}
-

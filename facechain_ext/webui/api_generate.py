@@ -8,23 +8,25 @@ a 404 at once. Fusion does not take the queue lock (CPU face work, no checkpoint
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional
+from typing import Any
 
 from fastapi import FastAPI
 
 from ..context import FaceChainContext
 from ..errors import FaceChainError
-from ..generation import FaceChainArgs, args_schema, parse_args
 from ..modelcompat import dump_model
 from ..schemas import (
     ErrorResponse,
+    FaceChainArgs,
     FaceChainTxt2ImgRequest,
     FaceChainTxt2ImgResponse,
     FuseRequest,
     FuseResponse,
     StylesResponse,
+    args_schema,
+    parse_args,
 )
-from ..styles import Style, style_lora_path
+from ..styles import Style, apply_recommended, style_lora_path
 from .api_common import ApiAuth, facechain_route, make_router
 
 ERRORS = {code: {"model": ErrorResponse} for code in (401, 404, 413, 422, 500, 503)}
@@ -41,20 +43,6 @@ def add_routes(app: FastAPI, ctx: FaceChainContext, auth: ApiAuth) -> None:
     add("/styles", facechain_route(routes.styles), methods=["GET"], response_model=StylesResponse, responses=ERRORS)
     add("/schema", facechain_route(routes.schema), methods=["GET"], responses=ERRORS)
     app.include_router(router)
-
-
-def apply_style_defaults(fields: dict[str, Any], style: Optional[Style]) -> dict[str, Any]:
-    """Fill unset sampler/steps/CFG/size from the style's recommendation, then from the host's API defaults."""
-    recommended = dump_model(style.recommended) if style is not None else {}
-    mapping = {"sampler_name": "sampler", "scheduler": "scheduler", "steps": "steps", "cfg_scale": "cfg_scale",
-               "width": "width", "height": "height"}
-    for field_name, key in mapping.items():
-        if fields.get(field_name) is None:
-            fields[field_name] = recommended.get(key) if recommended.get(key) is not None else HOST_DEFAULTS.get(field_name)
-    for side in ("width", "height"):
-        if fields[side] % 8:
-            raise FaceChainError("invalid_request", f"{side}: {fields[side]} must be a multiple of 8.", field=side)
-    return fields
 
 
 def style_summary(ctx: FaceChainContext, style: Style) -> dict[str, Any]:
@@ -87,7 +75,7 @@ class GenerateRoutes:
             raise FaceChainError("invalid_request", "facechain.enabled is false: use /sdapi/v1/txt2img for plain generation.")
         send_images, save_images = fields.pop("send_images"), fields.pop("save_images")
         style = self.ctx.styles.get(args.style) if args.style else None  # 404 before queueing
-        apply_style_defaults(fields, style)
+        apply_recommended(fields, style, HOST_DEFAULTS)  # request value > style > host API default
         # as the host's text2imgapi: save_images=false writes neither samples nor a grid to the outputs folder
         fields["do_not_save_samples"] = not save_images
         fields["do_not_save_grid"] = bool(fields.get("do_not_save_grid")) or not save_images
@@ -159,4 +147,4 @@ class GenerateRoutes:
         return args_schema()
 
 
-__all__ = ["add_routes", "apply_style_defaults", "GenerateRoutes", "FaceChainArgs"]
+__all__ = ["add_routes", "GenerateRoutes", "FaceChainArgs"]

@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from ..schemas import JobModel, LoraListModel, TrainAcceptedModel, TrainRequestModel
-from ..training import facechain_loras
+from ..training.service import facechain_loras
 from .api_common import ApiAuth, facechain_route, make_router
 from .training_worker import cancel_job, submit_training
 

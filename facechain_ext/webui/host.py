@@ -1,6 +1,7 @@
 """Everything FaceChain reads from the host: which host it is (A1111 or Forge) and the Settings it implies.
 
-Feature detection only (HOST_CONTRACT §9): Forge is the host that ships the `modules_forge` package.
+`host_variant()` is the ONE host-variant detection the rest of the glue asks. Feature detection only
+(HOST_CONTRACT §9): Forge is the host that ships the `modules_forge` package.
 """
 
 from __future__ import annotations
@@ -8,18 +9,27 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..config import Settings
 
 FACE_BACKENDS = ("auto", "insightface", "dlib")
 
 
-def is_forge() -> bool:
+HostVariant = Literal["a1111", "forge"]
+
+
+def host_variant() -> HostVariant:
+    """"forge" when the `modules_forge` package is importable, else "a1111" (the /version `host` field)."""
     try:
-        return importlib.util.find_spec("modules_forge") is not None
+        found = importlib.util.find_spec("modules_forge") is not None
     except (ImportError, ValueError):
-        return False
+        found = False
+    return "forge" if found else "a1111"
+
+
+def is_forge() -> bool:
+    return host_variant() == "forge"
 
 
 def js_kwargs(function_name: str) -> dict[str, str]:

@@ -1,21 +1,21 @@
 """Generating portraits through the host (HOST_CONTRACT.md §4, §6): `modules.processing` with the host's checkpoint,
 sampler and Lora extension, the FaceChain Script as the only always-on script, the host's queue lock, `shared.state`
-and task registry, so /sdapi/v1/progress and /sdapi/v1/interrupt apply to our jobs exactly as to the host's.
-
-Callers that already run inside the host's GPU wrapper (a tab button wrapped by `call_queue.wrap_gradio_gpu_call`)
-pass `take_lock=False`: the queue lock is not re-entrant.
+and task registry (one host task, `host_task.py`), so /sdapi/v1/progress and /sdapi/v1/interrupt apply to our
+generations exactly as to the host's.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 from ..context import FaceChainContext
-from ..generation import FaceChainArgs, args_to_dict, get_job
-from ..portraits import create_job
+from ..generation_state import get_state
+from ..portraits import resolve_generation
+from ..schemas import FaceChainArgs, args_to_dict
+from .host import host_variant
+from .host_task import host_task
 
 # txt2img fields (host names) FaceChain passes on to StableDiffusionProcessingTxt2Img unchanged
 PROCESSING_FIELDS = (
@@ -30,7 +30,7 @@ PROCESSING_FIELDS = (
 
 @dataclass
 class GenerationOutcome:
-    """Images of one job as returned (ranked), with their infotexts, scores and generation positions."""
+    """Images of one generation as returned (ranked), with their infotexts, scores and generation positions."""
 
     images: list[Any]
     infotexts: list[str]
@@ -76,34 +76,10 @@ def make_txt2img(fields: dict[str, Any], args: FaceChainArgs, ctx: FaceChainCont
     return p
 
 
-@contextlib.contextmanager
-def host_job(job_name: str, task_id: Optional[str], take_lock: bool) -> Iterator[None]:
-    """Queue lock + shared.state + task registry, exactly as the host's own txt2img API does."""
-    from modules import call_queue, progress, shared
-
-    if task_id:
-        progress.add_task_to_queue(task_id)
-    lock = call_queue.queue_lock if take_lock else contextlib.nullcontext()
-    with lock:
-        if take_lock:
-            shared.state.begin(job=job_name)
-        # Without a task id of our own, leave the registry alone: start_task(None) would make the caller's
-        # task (wrap_gradio_gpu_call already started it) look inactive to /internal/progress.
-        if task_id:
-            progress.start_task(task_id)
-        try:
-            yield
-        finally:
-            if task_id:
-                progress.finish_task(task_id)
-            if take_lock:
-                shared.state.end()
-
-
 def _process_images(p: Any) -> Any:
     from modules import processing
 
-    if importlib.util.find_spec("modules_forge") is not None:  # Forge runs generation on its main thread
+    if host_variant() == "forge":  # Forge runs generation on its main thread
         from modules_forge import main_thread
 
         return main_thread.run_and_wait_result(processing.process_images, p)
@@ -114,32 +90,32 @@ def run_processing(p: Any) -> GenerationOutcome:
     """Run a prepared processing object (with the FaceChain runner) and collect the ranked outcome."""
     with contextlib.closing(p):
         processed = _process_images(p)
-    job = get_job(p)
+    state = get_state(p)
     first = int(getattr(processed, "index_of_first_image", 0) or 0)
     images = list(processed.images[first:])
     infotexts = list(processed.infotexts[first:])
-    order = list(job.order) if job is not None and job.order is not None else list(range(len(images)))
-    records = job.records if job is not None else []
+    order = list(state.order) if state is not None and state.order is not None else list(range(len(images)))
+    records = state.records if state is not None else []
     scores = [records[i].score if i < len(records) else None for i in order]
     return GenerationOutcome(
-        images=images, infotexts=infotexts, scores=scores, order=order, seeds=_generation_seeds(processed, job),
+        images=images, infotexts=infotexts, scores=scores, order=order, seeds=_generation_seeds(processed, state),
         comments=getattr(processed, "comments", "") or "", js=processed.js(),
     )
 
 
-def _generation_seeds(processed: Any, job: Any) -> list[int]:
+def _generation_seeds(processed: Any, state: Any) -> list[int]:
     """Seeds by generation position. Ranking reorders (and may shorten) `processed.all_seeds` to the returned
     order, so after ranking the records (one per generated image, in generation order) are the source."""
-    if job is not None and job.order is not None and all(r.seed is not None for r in job.records):
-        return [int(r.seed) for r in job.records]
+    if state is not None and state.order is not None and all(r.seed is not None for r in state.records):
+        return [int(r.seed) for r in state.records]
     return list(getattr(processed, "all_seeds", []) or [])
 
 
 def run_txt2img(
     ctx: FaceChainContext, fields: dict[str, Any], args: FaceChainArgs, *, task_id: Optional[str] = None, take_lock: bool = True
 ) -> GenerationOutcome:
-    """One FaceChain txt2img job. Identity/style problems raise FaceChainError before anything is queued."""
-    create_job(ctx, args)  # resolves identity, LoRA and style now: 404s never wait behind the queue
+    """One FaceChain txt2img generation. Identity/style problems raise FaceChainError before anything is queued."""
+    resolve_generation(ctx, args)  # resolves identity, LoRA and style now: 404s never wait behind the queue
     p = make_txt2img(fields, args, ctx)
-    with host_job("facechain_txt2img", task_id, take_lock):
+    with host_task("facechain_txt2img", task_id, take_lock=take_lock):
         return run_processing(p)

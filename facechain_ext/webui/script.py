@@ -1,9 +1,10 @@
 """The FaceChain accordion under txt2img/img2img: an AlwaysVisible Script (HOST_CONTRACT.md §3).
 
-Hook use, in the host's order: `process` starts a fresh job on `p` (replacing anything a copied or failed earlier
-`p` carried), `before_process_batch` adds LoRA/trigger/style to the batch's prompts, `postprocess_image` fuses and
-scores each image, `postprocess` ranks the whole job. Per-job state lives on `p` (`generation.get_job`), never on
-this object: the host keeps one Script instance per tab for the whole session and the API shares it.
+Hook use, in the host's order: `process` starts a fresh generation state on `p` (replacing anything a copied or
+failed earlier `p` carried), `before_process_batch` adds LoRA/trigger/style to the batch's prompts,
+`postprocess_image` fuses and scores each image, `postprocess` ranks the whole generation. The state lives on `p`
+(`generation_state.get_state`), never on this object: the host keeps one Script instance per tab for the whole
+session and the API shares it.
 
 Arguments: `ui()` returns the controls in ARG_NAMES order; every hook accepts either those positional values or ONE
 dict (the robust `alwayson_scripts` form: `"facechain": {"args": [{"identity": "alice", "style": "wedding"}]}`).
@@ -17,25 +18,13 @@ from typing import Any, Callable, ClassVar, Optional
 from modules import scripts
 
 from ..context import FaceChainContext
+from ..diffusion.family import model_family
 from ..errors import FaceChainError
-from ..generation import (
-    JOB_ATTR,
-    KEY_FUSION,
-    KEY_LORA,
-    KEY_SIMILARITY,
-    FaceChainArgs,
-    FaceChainJob,
-    args_from_script_args,
-    args_to_infotext,
-    attach_job,
-    build_negative,
-    build_prompt,
-    detach_job,
-    fusion_text,
-    get_job,
-    similarity_text,
-)
-from ..portraits import JobRuntime, create_job, process_image, rank_records
+from ..generation_state import GenerationState, attach_state, detach_state, get_state
+from ..infotext import KEY_FUSION, KEY_LORA, KEY_SIMILARITY, args_to_infotext, fusion_text, similarity_text
+from ..portraits import GenerationRuntime, process_image, rank_records, resolve_generation
+from ..prompts import build_negative, build_prompt
+from ..schemas import FaceChainArgs, args_from_script_args
 from .script_ui import build_script_ui
 
 log = logging.getLogger("facechain")
@@ -75,65 +64,65 @@ class FaceChainScript(scripts.Script):
 
     # ---- hooks ------------------------------------------------------------------------------------------------
     def process(self, p: Any, *script_args: Any) -> None:
-        detach_job(p)  # a copied `p` (X/Y/Z plot) or an earlier failed run must not leak its job into this one
+        detach_state(p)  # a copied `p` (X/Y/Z plot) or an earlier failed run must not leak its state into this one
         if hasattr(p, RUNTIME_ATTR):
             delattr(p, RUNTIME_ATTR)
         try:
             args = args_from_script_args(script_args)
             if not args.enabled:
                 return
-            job = create_job(self.context(), args)
+            state = resolve_generation(self.context(), args, model_family(getattr(p, "sd_model", None)))
         except FaceChainError as err:
             _comment(p, f"FaceChain is off for this job: {err.message}")
             return
-        attach_job(p, job)
-        for text in job.comments:
+        attach_state(p, state)
+        for text in state.comments:
             _comment(p, text)
-        _add_infotext(p, job)
+        _add_infotext(p, state)
 
     def before_process_batch(self, p: Any, *script_args: Any, batch_number: int = 0, prompts: Optional[list] = None, **kwargs: Any) -> None:
-        job = get_job(p)
-        if job is None or batch_number in job.prompted_batches:
+        state = get_state(p)
+        if state is None or batch_number in state.prompted_batches:
             return
-        job.prompted_batches.add(batch_number)
+        state.prompted_batches.add(batch_number)
         batch = prompts if prompts is not None else p.prompts
-        batch[:] = [build_prompt(text, job.plan) for text in batch]  # in place: the host keeps using this list
+        batch[:] = [build_prompt(text, state.plan) for text in batch]  # in place: the host keeps using this list
         negatives = getattr(p, "negative_prompts", None) or []
-        negatives[:] = [build_negative(text, job.plan) for text in negatives]
+        negatives[:] = [build_negative(text, state.plan) for text in negatives]
         _write_back(p, batch_number, batch, negatives)
 
     def postprocess_image(self, p: Any, pp: Any, *script_args: Any) -> None:
-        job = get_job(p)
-        if job is None:
+        state = get_state(p)
+        if state is None:
             return
         index = int(getattr(p, "batch_index", 0) or 0)
-        record = job.add_record(_at(getattr(p, "seeds", None), index), _at(getattr(p, "subseeds", None), index))
+        record = state.add_record(_at(getattr(p, "seeds", None), index), _at(getattr(p, "subseeds", None), index))
         try:
-            pp.image = process_image(self._runtime(p, job), pp.image, record)
+            pp.image = process_image(self._runtime(p, state), pp.image, record)
         except FaceChainError as err:
             record.fusion_note = record.score_note = err.code
-            job.comment(f"FaceChain could not post-process some images: {err.message}")
+            state.comment(f"FaceChain could not post-process some images: {err.message}")
         except Exception as exc:  # noqa: BLE001 - a broken image must not lose the user's whole batch
             log.exception("FaceChain: post-processing an image failed")
             record.fusion_note = record.score_note = "internal_error"
-            job.comment(f"FaceChain could not post-process some images ({type(exc).__name__}: {exc}).")
-        for text in job.comments:
+            state.comment(f"FaceChain could not post-process some images ({type(exc).__name__}: {exc}).")
+        for text in state.comments:
             _comment(p, text)
 
     def postprocess(self, p: Any, processed: Any, *script_args: Any) -> None:
-        job = get_job(p)
-        if job is None:
+        state = get_state(p)
+        if state is None:
             return
-        if job.args.ranking.enabled and not job.ranked:
-            reorder_processed(processed, job)
-        for text in job.comments:
+        if state.args.ranking.enabled and not state.ranked:
+            reorder_processed(processed, state)
+        for text in state.comments:
             _comment(p, text)
             _processed_comment(processed, text)
 
-    def _runtime(self, p: Any, job: FaceChainJob) -> JobRuntime:
+    def _runtime(self, p: Any, state: GenerationState) -> GenerationRuntime:
         runtime = getattr(p, RUNTIME_ATTR, None)
-        if not isinstance(runtime, JobRuntime) or runtime.job is not job:
-            runtime = JobRuntime(self.context(), job)
+        if not isinstance(runtime, GenerationRuntime) or runtime.state is not state:
+            runtime = GenerationRuntime(self.context(), state)
             setattr(p, RUNTIME_ATTR, runtime)
         return runtime
 
@@ -154,15 +143,15 @@ def _processed_comment(processed: Any, text: str) -> None:
 
 
 def _write_back(p: Any, batch_number: int, prompts: list, negatives: list) -> None:
-    """Mirror the batch's prompts into the job-wide lists the host reads for infotext and hires."""
+    """Mirror the batch's prompts into the generation-wide lists the host reads for infotext and hires."""
     size = int(getattr(p, "batch_size", len(prompts)) or len(prompts))
     start = batch_number * size
     for name, values in (("all_prompts", prompts), ("all_negative_prompts", negatives)):
         target = getattr(p, name, None)
         if isinstance(target, list) and len(target) >= start + len(values):
             target[start : start + len(values)] = values
-    job = get_job(p)
-    if job is None:
+    state = get_state(p)
+    if state is None:
         return
     # Hires fix (A1111 1.10 txt2img): the second pass reads p.all_hr_prompts / all_hr_negative_prompts, which
     # setup_prompts made as separate lists, and the "Hires (negative) prompt" infotext callables print them
@@ -171,39 +160,39 @@ def _write_back(p: Any, batch_number: int, prompts: list, negatives: list) -> No
         hr = getattr(p, name, None)
         first_pass = getattr(p, name.replace("_hr", ""), None)
         if isinstance(hr, list) and hr is not first_pass and len(hr) >= start + len(prompts):
-            hr[start : start + len(prompts)] = [build(text, job.plan) for text in hr[start : start + len(prompts)]]
+            hr[start : start + len(prompts)] = [build(text, state.plan) for text in hr[start : start + len(prompts)]]
 
 
-def _record_lookup(job: FaceChainJob) -> Callable[..., Any]:
+def _record_lookup(state: GenerationState) -> Callable[..., Any]:
     def lookup(index: int = 0, all_seeds: Optional[list] = None, all_subseeds: Optional[list] = None, **_: Any) -> Any:
         seed = _at(all_seeds, index)
-        return job.find_record(seed, _at(all_subseeds, index)) if seed is not None else None
+        return state.find_record(seed, _at(all_subseeds, index)) if seed is not None else None
 
     return lookup
 
 
-def _add_infotext(p: Any, job: FaceChainJob) -> None:
-    """Job-wide fields as values, per-image fields as callables the host evaluates for each image (A1111 >= 1.8)."""
+def _add_infotext(p: Any, state: GenerationState) -> None:
+    """Generation-wide fields as values, per-image fields as callables the host evaluates for each image (A1111 >= 1.8)."""
     params = p.extra_generation_params
-    params.update(args_to_infotext(job.args))
-    if job.lora_name and not job.args.lora:
-        params[KEY_LORA] = job.lora_name
-    lookup = _record_lookup(job)
-    strength = job.args.fusion.strength if job.args.fusion.enabled else None
+    params.update(args_to_infotext(state.args))
+    if state.lora_name and not state.args.lora:
+        params[KEY_LORA] = state.lora_name
+    lookup = _record_lookup(state)
+    strength = state.args.fusion.strength if state.args.fusion.enabled else None
     params[KEY_FUSION] = lambda **kw: fusion_text(strength, lookup(**kw))
     params[KEY_SIMILARITY] = lambda **kw: similarity_text(lookup(**kw))
 
 
-def reorder_processed(processed: Any, job: FaceChainJob) -> None:
+def reorder_processed(processed: Any, state: GenerationState) -> None:
     """Apply the ranking to a Processed: images, infotexts, seeds, subseeds, prompts and negatives stay aligned."""
     first = int(getattr(processed, "index_of_first_image", 0) or 0)
     generated = processed.images[first:]
-    if len(generated) != len(job.records):
-        job.comment(f"FaceChain ranking skipped: {len(generated)} images returned but {len(job.records)} were scored.")
+    if len(generated) != len(state.records):
+        state.comment(f"FaceChain ranking skipped: {len(generated)} images returned but {len(state.records)} were scored.")
         return
-    order = rank_records(job)
-    job.ranked = True
-    job.order = order
+    order = rank_records(state)
+    state.ranked = True
+    state.order = order
     processed.images[:] = [generated[i] for i in order]  # grid (if any) dropped: it shows the old order
     processed.index_of_first_image = 0
     if len(processed.infotexts) == len(generated) + first:
@@ -219,10 +208,10 @@ def reorder_processed(processed: Any, job: FaceChainJob) -> None:
     if getattr(processed, "all_subseeds", None):
         processed.subseed = processed.all_subseeds[0]
     if first:
-        job.comment("FaceChain: the image grid was removed because ranking changed the order of the images.")
+        state.comment("FaceChain: the image grid was removed because ranking changed the order of the images.")
 
 
-__all__ = ["FaceChainScript", "JOB_ATTR", "RUNTIME_ATTR", "reorder_processed", "FaceChainArgs"]
+__all__ = ["FaceChainScript", "RUNTIME_ATTR", "reorder_processed", "FaceChainArgs"]
 
 
 def script_class_for(ctx: FaceChainContext) -> type[FaceChainScript]:

@@ -1,6 +1,6 @@
 """The controls of the FaceChain accordion under txt2img/img2img (valid on gradio 3.41 and 4: gr.update only).
 
-Returned in `generation.ARG_NAMES` order. `infotext_fields` maps our infotext keys back onto the controls, so
+Returned in `schemas.ARG_NAMES` order. `infotext_fields` maps our infotext keys back onto the controls, so
 "Send to txt2img" / pasting parameters restores FaceChain settings; `paste_field_names` lists the keys the host's
 send-to buttons carry along.
 """
@@ -10,13 +10,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..context import FaceChainContext
-from ..generation import (
-    ARG_INFOTEXT_KEYS,
-    KEY_IDENTITY,
-    NO_STYLE,
-    FaceChainArgs,
-    args_from_infotext,
-)
+from ..infotext import ARG_INFOTEXT_KEYS, KEY_IDENTITY, args_from_infotext
+from ..schemas import NO_STYLE, FaceChainArgs
 from .settings import ui_default
 
 

@@ -17,8 +17,9 @@ import gradio as gr
 
 from ..context import FaceChainContext
 from ..errors import FaceChainError
-from ..generation import args_to_dict, parse_args
 from ..prompts import format_number
+from ..schemas import args_to_dict, parse_args
+from ..styles import apply_recommended
 from .host import js_kwargs
 from .settings import ui_default
 
@@ -68,27 +69,24 @@ def sampler_names() -> list[str]:
 
 
 def job_fields(options: GenerateOptions, style: Any) -> dict[str, Any]:
-    """txt2img fields for one style; the style's recommendations win when `use_style_settings`."""
+    """txt2img fields for one style (`styles.apply_recommended`): with `use_style_settings` the controls are only the
+    fallback below the style's recommendations; without it they are the user's explicit values."""
+    controls = {"steps": int(options.steps), "cfg_scale": float(options.cfg_scale), "width": int(options.width),
+                "height": int(options.height), "sampler_name": options.sampler_name}
     fields: dict[str, Any] = {
         "prompt": options.prompt, "negative_prompt": options.negative_prompt, "seed": int(options.seed),
-        "batch_size": int(options.per_style), "n_iter": 1, "steps": int(options.steps), "cfg_scale": float(options.cfg_scale),
-        "width": int(options.width), "height": int(options.height), "sampler_name": options.sampler_name,
-        "do_not_save_samples": False, "do_not_save_grid": True,
+        "batch_size": int(options.per_style), "n_iter": 1, "do_not_save_samples": False, "do_not_save_grid": True,
     }
-    if options.use_style_settings and style is not None:
-        rec = style.recommended
-        for field_name, value in (("steps", rec.steps), ("cfg_scale", rec.cfg_scale), ("width", rec.width),
-                                  ("height", rec.height), ("sampler_name", rec.sampler), ("scheduler", rec.scheduler)):
-            if value is not None:
-                fields[field_name] = value
-    return fields
+    if not options.use_style_settings:
+        return apply_recommended({**fields, **controls}, None, controls)
+    return apply_recommended(fields, style, controls)
 
 
 def generate_portraits(ctx: FaceChainContext, options: GenerateOptions) -> tuple[list[PortraitResult], str]:
     """Run one job per style (caller holds the host GPU wrapper); all images sorted by similarity, plus comments."""
     from modules import shared
 
-    from ..portraits import create_job
+    from ..portraits import resolve_generation
     from .host_processing import make_txt2img, run_processing
 
     if not options.styles:
@@ -104,7 +102,7 @@ def generate_portraits(ctx: FaceChainContext, options: GenerateOptions) -> tuple
     jobs = []
     for style_id in options.styles:
         style_args = parse_args({**args_to_dict(args), "style": style_id})
-        create_job(ctx, style_args)  # unknown identity/style: one clear error before anything runs
+        resolve_generation(ctx, style_args)  # unknown identity/style: one clear error before anything runs
         jobs.append((style_id, style_args))
     shared.state.job_count = len(jobs)
     results, comments = [], []

@@ -114,7 +114,7 @@ class IdentityHandlers:
 
     def prepare(self, files: Any, name: str, phrase: str, overwrite: bool) -> tuple[Any, ...]:
         """-> (message html, gallery, rejected rows, identities dropdown update, identities table)."""
-        from ..prep import options_for, prepare_photos
+        from ..identity_creation import IdentityFromPhotos, create_identity_from_photos
 
         gallery: list = []
         rejected: list = []
@@ -125,10 +125,11 @@ class IdentityHandlers:
             name = (name or "").strip()
             if not name:
                 raise FaceChainError("invalid_name", "Give the identity a name (letters, digits, _ and -).")
-            report = prepare_photos(photos, self.ctx.analyzer(), options_for(self.ctx.settings, phrase=(phrase or "").strip() or None))
-            gallery, rejected, summary = report_view(report)
-            identity = self.ctx.identities.create(name, report, overwrite=bool(overwrite))
-            message = message_html(f"Identity <b>{html.escape(identity.name)}</b> saved. {summary}")
+            request = IdentityFromPhotos(name=name, photos=photos, overwrite=bool(overwrite),
+                                         phrase=(phrase or "").strip() or None)
+            created = create_identity_from_photos(self.ctx, request)
+            gallery, rejected, summary = report_view(created.report)
+            message = message_html(f"Identity <b>{html.escape(created.name)}</b> saved. {summary}")
         except FaceChainError as err:
             rejected = rejected_rows_from_error(err) or rejected
             message = error_message(err)

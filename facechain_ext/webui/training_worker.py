@@ -1,4 +1,5 @@
-"""Running a training job inside the host: queue lock, `shared.state`, the host task registry, the loaded model.
+"""Running a training job inside the host: one host task (`host_task.py`: queue lock, `shared.state`, the task
+registry) around the training service, on the loaded model.
 
 The job runs on FaceChain's own worker thread (`ctx.jobs`), never in a gradio handler, so it is the outermost code
 and may take `modules.call_queue.queue_lock` (the host's FIFO, non re-entrant lock) for the whole training: txt2img
@@ -9,15 +10,16 @@ requests queue behind it exactly as behind another generation. Like the host's t
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import uuid
 from contextlib import closing
 from typing import Any, Sequence
 
 from facechain_ext.errors import FaceChainError
 from facechain_ext.jobs import Job, JobHandle
-from facechain_ext.training import TrainRequest, check_lora_name, train_identity
+from facechain_ext.training.service import TrainRequest, check_lora_name, train_identity
+
+from .host import is_forge
+from .host_task import drop_queued_host_task, host_task, is_host_task_id, new_host_task_id, queue_host_task
 
 log = logging.getLogger(__name__)
 
@@ -26,26 +28,20 @@ TRAIN_KEY = "train"  # at most one training queued or running: the second reques
 VALIDATION_NEGATIVE = "nsfw, lowres, blurry, deformed, bad anatomy, disfigured, worst quality, low quality, watermark, text"
 
 
-def is_forge() -> bool:
-    return importlib.util.find_spec("modules_forge") is not None
-
-
 def submit_training(ctx: Any, request: Any, host_task_id: str | None = None) -> Job:
     """Check what can be checked at once (4xx now, not a failed job later), then queue the job."""
-    from modules import progress
-
     req = TrainRequest.coerce(request)
     identity = ctx.identities.get(req.identity)
     check_lora_name(req.lora_name or identity.name, ctx.settings.facechain_lora_dir, req.overwrite)
     if is_forge():
         raise _forge_error()
-    task_id = host_task_id if _is_task_id(host_task_id) else _new_task_id()
+    task_id = host_task_id if is_host_task_id(host_task_id) else new_host_task_id(JOB_NAME)
     # Registered before the worker can start it, so the host's progress endpoint says "queued" until it runs.
-    progress.add_task_to_queue(task_id)
+    queue_host_task(task_id)
     try:
         job = ctx.jobs.submit("train", lambda handle: run_training_job(ctx, req, handle, task_id), exclusive_key=TRAIN_KEY)
     except FaceChainError:
-        getattr(progress, "pending_tasks", {}).pop(task_id, None)  # never started: do not leave it "queued" forever
+        drop_queued_host_task(task_id)  # never started: do not leave it "queued" forever
         raise
     job.extra["host_task_id"] = task_id
     return job
@@ -53,38 +49,29 @@ def submit_training(ctx: Any, request: Any, host_task_id: str | None = None) -> 
 
 def cancel_job(ctx: Any, job_id: str) -> dict:
     """Cancel a FaceChain job; a queued training also leaves the host's task queue (its progress bar stops)."""
-    from modules import progress
-
     job = ctx.jobs.cancel(job_id)
     record = ctx.jobs.snapshot(job_id)
     task_id = job.extra.get("host_task_id")
     if record["status"] == "cancelled" and job.started is None and task_id:
-        getattr(progress, "pending_tasks", {}).pop(task_id, None)
-        progress.finish_task(task_id)
+        drop_queued_host_task(task_id, finish=True)
     return record
 
 
 def run_training_job(ctx: Any, request: TrainRequest, handle: JobHandle, task_id: str) -> dict:
-    """The job body (FaceChain worker thread): outermost queue lock, host state begun/ended, model adapted."""
-    from modules import call_queue, progress, shared
+    """The job body (FaceChain worker thread): one host task (outermost queue lock), model adapted, service run."""
+    from modules import shared
 
-    with call_queue.queue_lock:
-        shared.state.begin(job=JOB_NAME)
-        progress.start_task(task_id)
-        try:
-            host_handle = HostProgress(handle, shared.state)
-            if host_handle.cancelled:  # cancelled while it waited for the lock (another generation was running)
-                raise FaceChainError("cancelled", "Training was cancelled before it started; nothing was written.")
-            host_handle.progress(0, 1, "FaceChain: preparing training")
-            model = _host_model(shared)
-            _unmerge_prompt_loras()
-            render = HostValidationRenderer(resolution_hint=request.resolution)
-            result = train_identity(ctx, model, request, host_handle, render)
-            result["host_task_id"] = task_id
-            return result
-        finally:
-            progress.finish_task(task_id)
-            shared.state.end()
+    with host_task(JOB_NAME, task_id, take_lock=True, queued=True):
+        host_handle = HostProgress(handle, shared.state)
+        if host_handle.cancelled:  # cancelled while it waited for the lock (another generation was running)
+            raise FaceChainError("cancelled", "Training was cancelled before it started; nothing was written.")
+        host_handle.progress(0, 1, "FaceChain: preparing training")
+        model = _host_model(shared)
+        _unmerge_prompt_loras()
+        render = HostValidationRenderer(resolution_hint=request.resolution)
+        result = train_identity(ctx, model, request, host_handle, render)
+        result["host_task_id"] = task_id
+        return result
 
 
 class HostProgress:
@@ -124,10 +111,10 @@ def _host_model(shared: Any) -> Any:
     sd_model = getattr(shared, "sd_model", None)
     if sd_model is None:
         raise FaceChainError("host_unavailable", "No checkpoint is loaded in the webui; load an SD1.5 checkpoint and train again.")
-    if getattr(sd_model, "is_sdxl", False) or not hasattr(getattr(sd_model, "model", None), "diffusion_model"):
+    if not hasattr(getattr(sd_model, "model", None), "diffusion_model"):
         raise FaceChainError(
             "unsupported_model",
-            "The loaded checkpoint is not an SD1.x ldm model (SDXL or another architecture); load an SD1.5 checkpoint.",
+            "The loaded checkpoint is not an ldm model (another architecture); load an SD1.5 checkpoint.",
         )
     if getattr(sd_model, "lowvram", False):  # set by the host for --medvram/--lowvram (modules/lowvram.py)
         raise FaceChainError(
@@ -137,7 +124,7 @@ def _host_model(shared: Any) -> Any:
         )
     from facechain_ext.diffusion.ldm import LdmModel
 
-    return LdmModel(sd_model)
+    return LdmModel(sd_model)  # refuses SD2/SDXL/other families (diffusion.family) naming the checkpoint
 
 
 def _unmerge_prompt_loras() -> None:
@@ -167,17 +154,6 @@ def _forge_error() -> FaceChainError:
         "(its UNet lives behind a ModelPatcher). Train in AUTOMATIC1111, then copy the LoRA files "
         "(<name>.safetensors, .json, .png from models/Lora/FaceChain) into Forge's Lora folder: Forge reads them.",
     )
-
-
-def _is_task_id(value: str | None) -> bool:
-    return isinstance(value, str) and value.startswith("task(") and value.endswith(")")
-
-
-def _new_task_id() -> str:
-    from modules import progress
-
-    create = getattr(progress, "create_task_id", None)  # A1111 >= 1.8
-    return create(JOB_NAME) if create is not None else f"task({JOB_NAME}-{uuid.uuid4().hex[:7]})"
 
 
 class HostValidationRenderer:

@@ -1,6 +1,6 @@
 """Stand-in for modules/infotext_utils.py (A1111 1.10): quoting of infotext values and parsing infotext back.
 
-Added by E2. Same rules as the host: a value containing ',', ':' or a newline is JSON-quoted; the parameter line
+Same rules as the host: a value containing ',', ':' or a newline is JSON-quoted; the parameter line
 is the last line when it holds at least three `Key: value` pairs; a line starting with "Negative prompt:" starts
 the negative prompt.
 """

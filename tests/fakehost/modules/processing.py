@@ -178,7 +178,7 @@ class Processed:
         }, default=lambda o: None)  # as the host (1.8+): callables in extra_generation_params become null
 
 
-# ---- generation (E2) -----------------------------------------------------------------------------------------------
+# ---- generation ----------------------------------------------------------------------------------------------------
 import os  # noqa: E402 - generation part of the stand-in
 import random  # noqa: E402
 import re  # noqa: E402

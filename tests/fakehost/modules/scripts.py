@@ -112,7 +112,7 @@ def basedir() -> str:
 
 
 class ScriptRunner:
-    """The host's runner, reduced to what generation uses (A1111 1.10 modules/scripts.py, added by E2).
+    """The host's runner, reduced to what generation uses (A1111 1.10 modules/scripts.py).
 
     Every always-on hook loops over `alwayson_scripts`, gives each script its slice
     `p.script_args[script.args_from:script.args_to]`, and reports (never raises) a script's exception.

@@ -4,7 +4,7 @@
 `DiffusionModel` (the host's loaded checkpoint wrapped by `diffusion.ldm.LdmModel`, or diffusers components), a
 `JobHandle` for progress/cancel, and optionally a function that renders validation portraits through the host.
 
-Steps: check the request (identity exists and has photos, SD1 model, LoRA name free) → train (D1's `train_lora`, which
+Steps: check the request (identity exists and has photos, SD1 model, LoRA name free) → train (`lora.trainer.train_lora`, which
 restores the model itself, also when cancelled) → pick the best snapshot by face similarity of validation portraits to
 the identity's reference embedding → write the kohya file + sidecar + preview atomically → record the LoRA on the identity.
 """
@@ -17,8 +17,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from .errors import FaceChainError
-from .training_files import (
+from ..errors import FaceChainError
+from .files import (
     TrainingFacts,
     list_facechain_loras,
     lora_metadata,
@@ -29,13 +29,13 @@ from .training_files import (
     save_validation_images,
     write_lora_set,
 )
-from .training_select import ValidationOutcome, face_similarity, validate_snapshots
+from .validation import ValidationOutcome, face_similarity, validate_snapshots
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from .diffusion.base import DiffusionModel
-    from .jobs import JobHandle
+    from ..diffusion.base import DiffusionModel
+    from ..jobs import JobHandle
 
 log = logging.getLogger(__name__)
 
@@ -94,17 +94,15 @@ def check_lora_name(name: str, folder: Path | None, overwrite: bool) -> Path:
 
 
 def check_model(model: DiffusionModel) -> None:
-    if not getattr(model, "is_sd1", False):
-        raise FaceChainError(
-            "unsupported_model",
-            "The loaded checkpoint is not Stable Diffusion 1.x; FaceChain face LoRAs need an SD1.5-family checkpoint "
-            "(SD2/SDXL support comes later). Load an SD1.5 checkpoint and train again.",
-        )
+    """`unsupported_model` unless the model is SD1.x (the face-LoRA recipe's family, see diffusion.family)."""
+    from ..diffusion.family import require_family
+
+    require_family(model, ("sd1",), purpose="FaceChain face LoRAs")
 
 
 def build_config(request: TrainRequest) -> Any:
-    """D1's TrainConfig for the preset, with the user's overrides on top (validated there: `invalid_request`)."""
-    from .lora.config import make_config
+    """The `lora.config.TrainConfig` for the preset, with the user's overrides on top (validated there: `invalid_request`)."""
+    from ..lora.config import make_config
 
     return make_config(
         request.preset, steps=request.steps, rank=request.rank, alpha=request.alpha,
@@ -166,7 +164,7 @@ def train_identity(
 
 
 def _load_items(items: Sequence[tuple[Path, str]]) -> list[tuple[Image.Image, str]]:
-    from .imaging import load_image
+    from ..imaging import load_image
 
     return [(load_image(path, Path(path).name), caption) for path, caption in items]
 
@@ -174,13 +172,13 @@ def _load_items(items: Sequence[tuple[Path, str]]) -> list[tuple[Image.Image, st
 def _photo(path: Path | None) -> Image.Image | None:
     if path is None or not Path(path).is_file():
         return None
-    from .imaging import load_image
+    from ..imaging import load_image
 
     return load_image(path, Path(path).name)
 
 
 def _train(model: DiffusionModel, images: list, config: Any, handle: JobHandle) -> Any:
-    from .lora.trainer import train_lora
+    from ..lora.trainer import train_lora
 
     def on_step(info: Any) -> None:
         handle.progress(info.step, info.total, f"Training step {info.step}/{info.total}, loss {info.loss:.4f}")
@@ -208,7 +206,7 @@ def _choose_snapshot(ctx, identity, model, trained, config, req, handle, render)
 
 
 def _save_lora(path: Path, state_dict: dict, metadata: dict) -> None:
-    from .lora.io import save_lora
+    from ..lora.io import save_lora
 
     save_lora(path, state_dict, metadata)
 

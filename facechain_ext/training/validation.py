@@ -1,4 +1,4 @@
-"""Best-checkpoint selection for a training job: the host-facing half of D1's `lora.selection.select_best`.
+"""Best-checkpoint selection for a training job: the host-facing half of `lora.selection.select_best`.
 
 `select_best` decides (best mean face similarity, or the average of the top k; the last snapshot when no validation
 image has a face). This module supplies what it needs from a real run: rendering a snapshot means attaching its
@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import FaceChainError
+from ..errors import FaceChainError
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from .jobs import JobHandle
+    from ..jobs import JobHandle
 
 RenderFn = Callable[[Sequence[str], Sequence[int]], "list[Image.Image]"]
 
@@ -40,17 +40,17 @@ def face_similarity(image: Image.Image, analyzer: Any, reference: np.ndarray) ->
     faces = analyzer.detect(np.asarray(image.convert("RGB")), embed=True)
     if not faces or faces[0].embedding is None:
         return None
-    emb = np.asarray(faces[0].embedding, dtype=np.float64)
-    ref = np.asarray(reference, dtype=np.float64)
-    return float(emb @ ref / (np.linalg.norm(emb) * np.linalg.norm(ref) + 1e-12))
+    from ..faces.similarity import cosine_similarity
+
+    return cosine_similarity(faces[0].embedding, reference)
 
 
 @contextmanager
 def snapshot_attached(model: Any, config: Any, state_dict: dict) -> Iterator[None]:
-    """The UNet with one snapshot's LoRA weights live in it; restored exactly afterwards (D1's lora_attached)."""
+    """The UNet with one snapshot's LoRA weights live in it; restored exactly afterwards (`lora.inject.lora_attached`)."""
     import torch
 
-    from .lora.inject import lora_attached
+    from ..lora.inject import lora_attached
 
     with torch.no_grad(), lora_attached(model, config) as session:
         session.load_state_dict(state_dict)
@@ -69,7 +69,7 @@ def validate_snapshots(
     top_k: int = 1,
 ) -> ValidationOutcome:
     """Render every snapshot with the same prompts/seeds, score the faces and let `select_best` choose."""
-    from .lora.selection import select_best
+    from ..lora.selection import select_best
 
     total, done = len(snapshots), [0]
 

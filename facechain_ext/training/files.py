@@ -23,7 +23,8 @@ from typing import Any, Callable
 
 from PIL import Image
 
-from .errors import FaceChainError
+from ..atomic import atomic_write
+from ..errors import FaceChainError
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class TrainingFacts:
     config: Any  # lora.config.TrainConfig
     photo_count: int
     model_name: str
-    validation: list[dict[str, Any]]  # training_select.ValidationOutcome.validation
+    validation: list[dict[str, Any]]  # validation.ValidationOutcome.validation
 
     @property
     def steps(self) -> int:
@@ -51,9 +52,9 @@ class TrainingFacts:
 
 
 def lora_metadata(name: str, facts: TrainingFacts, state_dict: dict) -> dict[str, str]:
-    """D1's kohya `ss_*` header (what the host's Lora tab reads) plus FaceChain's identity, trigger and version."""
-    from . import __version__
-    from .lora.io import kohya_metadata
+    """The kohya `ss_*` header (what the host's Lora tab reads) plus FaceChain's identity, trigger and version."""
+    from .. import __version__
+    from ..lora.io import kohya_metadata
 
     identity = facts.identity
     metadata = kohya_metadata(
@@ -120,9 +121,7 @@ def save_validation_images(folder: Path, outcome: Any) -> list[str]:
         for entry in outcome.validation:
             for index, image in enumerate(outcome.images.get(entry["step"], [])):
                 target = folder / f"step{entry['step']:05d}_{index}.png"
-                temp = folder / f".{target.name}.part"
-                image.convert("RGB").save(temp, format="PNG")
-                os.replace(temp, target)
+                atomic_write(target, lambda temp, image=image: image.convert("RGB").save(temp, format="PNG"))
                 entry["images"].append(str(target))
     except OSError as exc:
         log.warning("FaceChain: could not keep the validation images in %s: %s", folder, exc)

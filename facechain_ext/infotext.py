@@ -1,0 +1,109 @@
+"""FaceChain's fields in the host's infotext ("Key: value" pairs under every image): writing and reading them back.
+
+Written per generation from the arguments (`args_to_infotext`) plus per image (`fusion_text`, `similarity_text`);
+read back by the host's "send to txt2img"/PNG-info paste (`args_from_infotext`). Values avoid commas so they survive
+the host's quoting unchanged (modules/infotext_utils.py `quote`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping, Optional
+
+from .errors import FaceChainError
+from .prompts import format_number
+from .schemas import FaceChainArgs, FusionArgs, RankingArgs
+
+if TYPE_CHECKING:
+    from .generation_state import ImageRecord
+
+# Keys in the host's "Key: value" infotext. Values avoid commas so they survive the host's quoting unchanged.
+KEY_IDENTITY = "FaceChain identity"
+KEY_LORA = "FaceChain LoRA"
+KEY_LORA_WEIGHT = "FaceChain LoRA weight"
+KEY_STYLE = "FaceChain style"
+KEY_FUSION = "FaceChain fusion"
+KEY_RANKING = "FaceChain ranking"
+KEY_SIMILARITY = "FaceChain similarity"
+ARG_INFOTEXT_KEYS = (KEY_IDENTITY, KEY_LORA, KEY_LORA_WEIGHT, KEY_STYLE, KEY_FUSION, KEY_RANKING)
+
+
+def _ranking_text(ranking: RankingArgs) -> str:
+    if not ranking.enabled:
+        return "off"
+    parts = ["on"]
+    if ranking.top_k is not None:
+        parts.append(f"top_k={ranking.top_k}")
+    if ranking.min_score is not None:
+        parts.append(f"min_score={format_number(ranking.min_score)}")
+    if ranking.drop_no_face:
+        parts.append("drop_no_face")
+    return " ".join(parts)
+
+
+def args_to_infotext(args: FaceChainArgs) -> dict[str, str]:
+    """The generation-wide infotext fields of enabled arguments (per-image values: `fusion_text`, `similarity_text`)."""
+    if not args.enabled:
+        return {}
+    params = {KEY_IDENTITY: args.identity or ""}
+    if args.lora:
+        params[KEY_LORA] = args.lora
+    if args.lora_weight is not None:
+        params[KEY_LORA_WEIGHT] = format_number(args.lora_weight)
+    if args.style:
+        params[KEY_STYLE] = args.style
+    params[KEY_FUSION] = format_number(args.fusion.strength) if args.fusion.enabled else "off"
+    params[KEY_RANKING] = _ranking_text(args.ranking)
+    return params
+
+
+def fusion_text(strength: Optional[float], record: Optional[ImageRecord] = None) -> str:
+    """`FaceChain fusion` value: the strength, "off", or the strength plus why this image was not fused."""
+    if strength is None:
+        return "off"
+    text = format_number(strength)
+    if record is not None and not record.fused and record.fusion_note:
+        text += f" not-applied-{record.fusion_note}"
+    return text
+
+
+def _parse_ranking(text: str) -> RankingArgs:
+    tokens = str(text).split()
+    if not tokens or tokens[0] == "off":
+        return RankingArgs(enabled=False)
+    values: dict[str, Any] = {"enabled": True}
+    for token in tokens[1:]:
+        key, _, raw = token.partition("=")
+        if key == "top_k":
+            values["top_k"] = int(raw)
+        elif key == "min_score":
+            values["min_score"] = float(raw)
+        elif key == "drop_no_face":
+            values["drop_no_face"] = True
+    return RankingArgs(**values)
+
+
+def args_from_infotext(params: Mapping[str, Any]) -> Optional[FaceChainArgs]:
+    """Rebuild the arguments from parsed infotext (None when the image was not made with FaceChain)."""
+    if KEY_IDENTITY not in params:
+        return None
+    fusion_value = (str(params.get(KEY_FUSION, "off")).split() or ["off"])[0]
+    try:
+        fusion = FusionArgs(enabled=False) if fusion_value == "off" else FusionArgs(strength=float(fusion_value))
+        weight = params.get(KEY_LORA_WEIGHT)
+        return FaceChainArgs(
+            identity=str(params[KEY_IDENTITY]),
+            lora=params.get(KEY_LORA) or None,
+            lora_weight=None if weight in (None, "") else float(weight),
+            style=params.get(KEY_STYLE) or None,
+            fusion=fusion,
+            ranking=_parse_ranking(str(params.get(KEY_RANKING, "off"))),
+        )
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError on v1 and v2
+        raise FaceChainError("invalid_request", f"FaceChain infotext fields are malformed: {exc}") from exc
+
+
+def similarity_text(record: Optional[ImageRecord]) -> Optional[str]:
+    """Infotext value of `FaceChain similarity` for one image."""
+    if record is None or (record.score is None and record.score_note is None):
+        return None
+    return format_number(record.score) if record.score is not None else "none"
