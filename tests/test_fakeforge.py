@@ -69,8 +69,11 @@ def test_middle_patch_runs_between_attn1_and_attn2_on_a_clone_only(engine):
     assert not torch.allclose(base, patched)
 
 
-def test_loader_leaves_inference_tensors_that_autograd_cannot_save(engine):
+def test_loader_builds_forge_linears_holding_inference_tensors_that_autograd_cannot_save(engine):
     unet = engine.forge_objects.unet.model.diffusion_model
+    to_q = unet.get_submodule("input_blocks.1.1.transformer_blocks.0.attn1.to_q")
+    assert not isinstance(to_q, torch.nn.Linear) and to_q.weight.shape == (32, 32) and not to_q.parameters_manual_cast
+    assert not [m for m in unet.modules() if isinstance(m, torch.nn.Linear)]
     assert all(p.is_inference() for p in unet.parameters())
     x, context = _inputs(batch=1)
     x.requires_grad_(True)

@@ -40,16 +40,16 @@ def forge_lora_patches(unet_patcher, lora: dict, strength: float = 1.0):
 def test_every_key_of_a_full_sd15_face_lora_maps_to_an_ldm_unet_weight(fake_forge, tmp_path):
     """All 128 attention projections FaceChain trains on SD1.5 (16 blocks × attn1/attn2 × q/k/v/out): every file key
     is consumed by Forge's loader and lands on the parameter of the same-shaped module of ldm's UNet."""
+    from backend.loader import build_unet
     from backend.modules.k_model import KModel
     from backend.modules.k_prediction import Prediction
-    from backend.nn.unet import IntegratedUNet2DConditionModel
     from backend.patcher.unet import UnetPatcher
     from ldm.modules.diffusionmodules.openaimodel import UNetModel
 
     with torch.device("meta"):  # real SD1.5 geometry without allocating 3.4 GB
         ldm_unet = UNetModel(**SD15_UNET, use_checkpoint=True)
-        forge_unet = IntegratedUNet2DConditionModel(**SD15_UNET, use_checkpoint=False)
-    forge_unet.storage_dtype = forge_unet.computation_dtype = torch.float32
+    forge_unet = build_unet({**SD15_UNET, "use_checkpoint": False}, ldm_unet.state_dict(), device=torch.device("meta"),
+                            dtype=torch.float32)
     ldm_modules = dict(ldm_unet.named_modules())
     targets = find_targets(ldm_unet, TrainConfig())
     assert len(targets) == 128
