@@ -35,7 +35,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint as torch_checkpoint
 
-from facechain_ext.diffusion.base import SD1_CONTEXT_DIM, require_sd1
+from facechain_ext.diffusion.base import require_trainable
+from facechain_ext.diffusion.family import model_family
 from facechain_ext.errors import FaceChainError
 
 LoadModels = Callable[[list], None]  # Forge's backend.memory_management.load_models_gpu(models)
@@ -55,13 +56,6 @@ def _unet_patcher(sd_model: Any) -> Any:
 def _checkpoint_name(sd_model: Any) -> str:
     info = getattr(sd_model, "sd_checkpoint_info", None)
     return str(getattr(info, "title", None) or getattr(info, "name", None) or "the loaded checkpoint")
-
-
-def _is_sd1(sd_model: Any, unet: nn.Module) -> bool:
-    flag = getattr(sd_model, "is_sd1", None)  # Forge's StableDiffusion engine sets it (webui legacy flag)
-    if flag is not None:
-        return bool(flag)
-    return getattr(unet, "context_dim", None) == SD1_CONTEXT_DIM
 
 
 def _trainable_alias(param: nn.Parameter) -> nn.Parameter:
@@ -91,8 +85,9 @@ def _training_block_forward(block: nn.Module, use_checkpoint: bool, x: torch.Ten
 class ForgeModel:
     """`DiffusionModel` over a Forge engine: UNet = `forge_objects_original.unet.model.diffusion_model`, compvis names.
 
-    `load_models` (Forge's `load_models_gpu`) is called with the UNet patcher before every training attach so the UNet
-    sits on its load device (and carries no prompt LoRA) while LoRA layers are added and trained; None leaves it as is.
+    `load_models` (Forge's `load_models_gpu`) is called with the original UNet patcher at construction (weights of a
+    prompt LoRA are taken out) and before every training attach (the UNet back on its load device while LoRA layers
+    are added and trained); None leaves the UNet as it is.
     """
 
     naming = "compvis"
@@ -104,8 +99,10 @@ class ForgeModel:
         self.unet_patcher = _unet_patcher(sd_model)
         kmodel = self.unet_patcher.model
         self.unet: nn.Module = kmodel.diffusion_model
-        self.is_sd1 = _is_sd1(sd_model, self.unet)
-        require_sd1(self.is_sd1, int(getattr(self.unet, "in_channels", 4)), self.checkpoint_name)
+        # Forge's engines keep the webui flags (backend/diffusion_engine/base.py; sd15.py sets is_sd1 = True)
+        self.family = model_family(sd_model)
+        self.is_sd1 = self.family == "sd1"
+        require_trainable(self.family, int(getattr(self.unet, "in_channels", 4)), self.checkpoint_name)
         self.predictor = kmodel.predictor
         prediction = getattr(self.predictor, "prediction_type", None)
         if prediction not in ("epsilon", "v_prediction"):
@@ -114,6 +111,13 @@ class ForgeModel:
         self.prediction_type = prediction
         self.device: torch.device = torch.device(self.unet_patcher.load_device)
         self.dtype: torch.dtype = getattr(kmodel, "computation_dtype", None) or next(self.unet.parameters()).dtype
+        # Now, outside any UNet snapshot: loading the original patcher may put back weights a prompt LoRA merged
+        # (new Parameter objects), which a snapshot taken earlier would undo on restore.
+        self._load_unet()
+
+    def _load_unet(self) -> None:
+        if self.load_models is not None:
+            self.load_models([self.unet_patcher])
 
     @property
     def alphas_cumprod(self) -> torch.Tensor:
@@ -139,9 +143,9 @@ class ForgeModel:
         return self.unet(noisy.to(self.dtype), timesteps.float(), context=cond.to(self.dtype), transformer_options={})
 
     def prepare_unet_for_training(self, config: Any) -> None:
-        """Called by `lora_attached` inside its UNet snapshot: load the UNet, make it trainable (see module doc)."""
-        if self.load_models is not None:
-            self.load_models([self.unet_patcher])
+        """Called by `lora_attached` inside its UNet snapshot: put the UNet back on its device (encoding may have
+        offloaded it; its LoRA state is unchanged since __init__, so nothing is re-merged) and make it trainable."""
+        self._load_unet()
         for module in self.unet.modules():
             for name, param in list(module._parameters.items()):
                 if param is not None and param.is_inference():
