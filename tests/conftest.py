@@ -75,3 +75,11 @@ def tiny_sd(tmp_path_factory):
     from tiny_models import TinyLatentDiffusion
 
     return TinyLatentDiffusion(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="session")
+def fact_release(tmp_path_factory):
+    """Synthetic FACT release files with the published keys and shapes (tests/fact_helpers.py), written once."""
+    from fact_helpers import write_release
+
+    return write_release(tmp_path_factory.mktemp("fact_models"))
