@@ -188,3 +188,11 @@ def test_convert_refuses_bad_targets_before_reading(fact_release, tmp_path: Path
         convert_checkpoint(tmp_path / "absent.pt", tmp_path / "absent.safetensors")
     assert err.value.code == "model_missing"
     assert not (tmp_path / "absent.safetensors").exists()
+
+
+def test_legacy_pickles_and_backbone_only_encoders_load(fact_release, tmp_path: Path) -> None:
+    backbone = {k: v for k, v in fact_release.encoder_state.items() if k in published_encoder_backbone()}
+    path = tmp_path / ENCODER_NAME
+    torch.save(backbone, path, _use_new_zipfile_serialization=False)  # pre-1.6 format: cannot be memory-mapped
+    state = load_encoder_state(path)
+    assert state.ignored == [] and torch.equal(state.tensors["pos_embed"], backbone["pos_embed"])
