@@ -7,13 +7,12 @@ without unpickling and memory-maps, and `files.find_file` prefers the copy over 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..atomic import atomic_write
 from ..errors import FaceChainError
 from .checkpoint import SAFETENSORS_SUFFIX, KeySpec, adapter_spec, encoder_spec, load_checked, read_key_names
 from .files import converted_name
@@ -42,17 +41,10 @@ def _to_fp16(path: Path, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Te
 
 
 def save_safetensors_atomic(target: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    """Write `target` via a temp file in the same folder + os.replace (an existing file stays until the copy is whole)."""
+    """Write `target` through facechain_ext.atomic (temp file beside it + os.replace): an existing file stays whole."""
     from safetensors.torch import save_file
 
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(target, lambda temp: save_file(tensors, str(temp), metadata=metadata))
 
 
 def convert_checkpoint(source: Path, target: Path | None = None, *, overwrite: bool = False) -> dict[str, Any]:

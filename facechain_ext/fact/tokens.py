@@ -5,7 +5,7 @@
 encoder file and of the adapter file (the resampler lives in the adapter checkpoint), and which photo each tensor
 belongs to. A different encoder/adapter file or input version empties the cache; a changed photo (new bytes) or a
 newly installed face parser gives a new tensor name, so stale tokens are never used. Written atomically
-(temp file + os.replace); a failed write only loses the cache, never the tokens of this call.
+(facechain_ext.atomic); a failed write only loses the cache, never the tokens of this call.
 """
 
 from __future__ import annotations
@@ -13,14 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from ..atomic import atomic_write
 from ..prep.headmask import HeadMasker
 from .faceinput import DEFAULT_PHOTOS, NO_HEAD_MASK, IdentityPhoto, align_identity_photo, choose_photos
 from .model import FactModel, concat_tokens
@@ -71,18 +70,12 @@ def read_cache(path: Path, header: dict[str, str]) -> tuple[dict[str, torch.Tens
 
 
 def write_cache(path: Path, header: dict[str, str], tensors: dict[str, torch.Tensor], owners: dict[str, str]) -> None:
-    """Atomically replace the cache file (temp file in the same folder + os.replace)."""
+    """Atomically replace the cache file (facechain_ext.atomic: temp file in the same folder + os.replace)."""
     from safetensors.torch import save_file
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        data = {key: t.detach().to("cpu", torch.float32).contiguous() for key, t in tensors.items()}
-        save_file(data, tmp, metadata={**header, "photos": json.dumps(owners, sort_keys=True)})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    data = {key: t.detach().to("cpu", torch.float32).contiguous() for key, t in tensors.items()}
+    metadata = {**header, "photos": json.dumps(owners, sort_keys=True)}
+    atomic_write(path, lambda temp: save_file(data, str(temp), metadata=metadata))
 
 
 def _tensor_name(photo: IdentityPhoto, masked: bool) -> str:
