@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from ..atomic import atomic_write
+from ..errors import FaceChainError
 from ..prep.headmask import HeadMasker
 from .faceinput import DEFAULT_PHOTOS, NO_HEAD_MASK, IdentityPhoto, align_identity_photo, choose_photos
 from .model import FactModel, concat_tokens
@@ -79,7 +80,11 @@ def write_cache(path: Path, header: dict[str, str], tensors: dict[str, torch.Ten
 
 
 def _tensor_name(photo: IdentityPhoto, masked: bool) -> str:
-    return f"t_{_sha256(photo.path)}_{'m' if masked else 'n'}"
+    try:
+        digest = _sha256(photo.path)
+    except OSError as exc:
+        raise FaceChainError("identity_broken", f"Photo {photo.path} cannot be read ({exc}).", path=str(photo.path)) from exc
+    return f"t_{digest}_{'m' if masked else 'n'}"
 
 
 def tokens_for_photos(
