@@ -95,3 +95,11 @@ def fake_forge(fake_host, monkeypatch):
     thread.join(timeout=5)
     for name in [n for n in sys.modules if n.split(".")[0] in ("modules_forge", "backend")]:
         del sys.modules[name]
+
+
+@pytest.fixture(scope="session")
+def fact_release(tmp_path_factory):
+    """Synthetic FACT release files with the published keys and shapes (tests/fact_helpers.py), written once."""
+    from fact_helpers import write_release
+
+    return write_release(tmp_path_factory.mktemp("fact_models"))
