@@ -138,3 +138,16 @@ def test_refusals(engine):
         install_forge_fact(engine, adapter, _tokens(1), _tokens(2), 0.5, sites=TINY_SITES)
     assert err.value.code == "unsupported_model"
     assert engine.forge_objects.unet is engine.forge_objects_original.unet  # nothing installed
+
+
+def test_a_unet_call_without_cond_or_uncond_gets_the_face_on_every_row():
+    from facechain_ext.webui.forge_fact import ForgeFactPatch
+
+    adapter, face, no_face = _adapter(open_gates=True), _tokens(1), _tokens(2)
+    patch = ForgeFactPatch(adapter, face, no_face, 0.7, TINY_SITES)
+    x = torch.randn(2, 16, 32, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        out = patch(x.clone(), {"block": ("input", 1), "block_index": 0})
+        expected = adapter.block(TINY_SITES[0])(x, face.expand(2, -1, -1), 0.7)
+        assert torch.equal(out, expected)
+        assert torch.equal(patch(x, {"block": ("input", 3), "block_index": 0, "cond_or_uncond": [0]}), x)  # no site

@@ -64,7 +64,8 @@ class ForgeFactPatch:
         site = self.sites.get(compvis_path(extra_options.get("block"), extra_options.get("block_index", 0)) or "")
         if site is None or self.scale == 0.0:
             return x
-        rows = face_rows(self.face, self.no_face, extra_options["cond_or_uncond"], x.shape[0])
+        # A UNet call outside Forge's CFG batching carries no cond_or_uncond: every row is a conditional one.
+        rows = face_rows(self.face, self.no_face, extra_options.get("cond_or_uncond") or [COND], x.shape[0])
         return self.adapter.block(site)(x, rows.to(device=x.device, dtype=x.dtype), self.scale)
 
 
