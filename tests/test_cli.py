@@ -151,3 +151,15 @@ def test_prepare_failures_are_json_with_exit_codes(data_dir: Path, models: Path)
     rc, doc, _ = run_cli(models, "prepare", *bad)  # --name missing: a usage error, still JSON
     assert rc == 2 and doc["error"]["code"] == "invalid_request" and "--name" in doc["error"]["message"]
     assert not (models / "identities" / "nobody").exists()
+
+
+def test_prepare_out_overwrite_never_deletes_a_folder_that_is_not_an_identity(data_dir: Path, models: Path, tmp_path: Path) -> None:
+    photos = tmp_path / "my_photos"
+    photos.mkdir()
+    photo = photos / "me.jpg"
+    photo.write_bytes((data_dir / "faces" / "obama" / "face_recognition_obama.jpg").read_bytes())
+    (photos / "diary.txt").write_text("keep me")
+    before = sorted(p.name for p in photos.iterdir())
+    rc, doc, _ = run_cli(models, "prepare", photo, "--name", "solo", "--out", photos, "--overwrite")
+    assert rc == 2 and doc["error"]["code"] == "invalid_request" and "contains the input photo" in doc["error"]["message"]
+    assert sorted(p.name for p in photos.iterdir()) == before and (photos / "diary.txt").read_text() == "keep me"
