@@ -10,6 +10,7 @@ from PIL import Image
 
 from . import tiling
 from .backend import FaceBackend, ImageLike, as_rgb_array
+from .orientation import FoundFaces, unrotate_face
 from .similarity import cosine_similarity
 from .types import Face
 
@@ -130,6 +131,20 @@ class FaceAnalyzer:
             if candidates and candidates[0].is_upright() and candidates[0].score > best_score:
                 best, best_score = UprightResult(rotated, candidates, degrees), candidates[0].score
         return self._finish(best, embed)
+
+    def find_faces(self, image: ImageLike, *, embed: bool = True, min_face_size: float | None = None) -> FoundFaces:
+        """The one orientation policy of every surface (detect, similarity, fuse, identities, CLI).
+
+        The upright search of `detect_upright` (which training-photo preparation uses too), with the faces given back
+        in `image`'s own pixels: a photo sent sideways gets the boxes of its sideways faces, found and embedded as if
+        it had been turned upright.
+        """
+        upright = self.detect_upright(image, embed=embed, min_face_size=min_face_size)
+        if upright.rotation in (90, 270):
+            size = (upright.image.height, upright.image.width)
+        else:
+            size = upright.image.size
+        return FoundFaces([unrotate_face(f, upright.rotation, size) for f in upright.faces], upright.rotation)
 
     def _finish(self, result: UprightResult, embed: bool) -> UprightResult:
         """Add embeddings only for the chosen rotation (the search itself does not need them)."""

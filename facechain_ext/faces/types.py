@@ -61,12 +61,13 @@ class Face:
         eye_dx = abs(float(self.kps[1, 0] - self.kps[0, 0]))
         return mouth_y - eyes_y > 0.5 * eye_dx
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary used by the API and the CLI."""
+    def to_dict(self, scale: float = 1.0) -> dict[str, Any]:
+        """JSON-ready summary used by the API and the CLI; coordinates divided by `scale` (analysed pixels per
+        pixel of the photo as sent, see `imaging.load_scale`)."""
         return {
-            "bbox": [round(float(v), 2) for v in self.bbox],
+            "bbox": [round(float(v) / scale, 2) for v in self.bbox],
             "score": round(float(self.score), 4),
-            "kps": [[round(float(x), 2), round(float(y), 2)] for x, y in self.kps],
+            "kps": [[round(float(x) / scale, 2), round(float(y) / scale, 2)] for x, y in self.kps],
             "gender": self.gender,
             "age": None if self.age is None else round(float(self.age), 1),
         }
