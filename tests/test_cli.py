@@ -54,7 +54,7 @@ def test_detect_reports_each_input(data_dir: Path, models: Path) -> None:
         assert set(face) == {"bbox", "score", "kps", "gender", "age"}
         assert len(face["bbox"]) == 4 and len(face["kps"]) == 5 and 0 < face["score"] <= 1
     assert second["faces"] == [] and second["error"]["code"] == "unreadable_image" and str(corrupt) in second["error"]["message"]
-    assert third == {"path": str(noface), "faces": [], "error": None}
+    assert third == {"path": str(noface), "faces": [], "rotation": 0, "error": None}
 
 
 def test_detect_fails_when_no_input_is_readable(data_dir: Path, models: Path) -> None:
@@ -80,7 +80,9 @@ def test_similarity_ranks_the_same_person_first(data_dir: Path, models: Path) ->
     assert scores[2] >= doc["threshold"] > max(scores[0], scores[3])  # only the same person passes the threshold
     by_score = sorted((0, 2, 3), key=lambda i: -scores[i])
     assert doc["order"] == by_score[:2] and doc["order"][0] == 2  # best first, cut to --top-k
-    assert [e["path"] for e in doc["errors"]] == [str(candidates[1])] and doc["errors"][0]["code"] == "no_face"
+    assert doc["errors"] == [{"input": str(candidates[1]), "role": "candidate", "index": 1, "code": "no_face",
+                              "message": doc["errors"][0]["message"]}]
+    assert str(candidates[1]) in doc["errors"][0]["message"]
 
 
 def test_similarity_fails_without_a_reference_face(data_dir: Path, models: Path) -> None:
