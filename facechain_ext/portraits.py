@@ -157,12 +157,16 @@ def process_image(runtime: GenerationRuntime, image: Image.Image, record: ImageR
     """Fuse (when enabled) and score one generated image; fills `record`, returns the image to keep.
 
     One detection serves both steps: fusion keeps the face where it was, so the fused face is re-embedded at the
-    same landmarks. An image without a face is returned unchanged with score None and a comment.
+    same landmarks (one embedding per image, none for the unfused face). Detection looks only for faces at least
+    as large as the ranking's face-size floor. An image without a face is returned unchanged with score None and a
+    comment. `benchmarks/postprocess.py` times exactly this function with the default arguments.
     """
-    from .ranking import score_images
+    from .ranking import detect_for_ranking, score_images
 
     args = runtime.state.args
-    faces = runtime.analyzer.detect(image, embed=False)
+    options = ranking_options(args)
+    # Only faces the ranking could keep are looked for (dlib: no 4× upsampled detector pass for a 512 px image).
+    faces = detect_for_ranking(runtime.analyzer, image, options, embed=False)
     record.face_count = len(faces)
     result_image = image
     if not faces:
@@ -174,7 +178,7 @@ def process_image(runtime: GenerationRuntime, image: Image.Image, record: ImageR
     if args.fusion.enabled:
         result_image = _fuse(runtime, image, faces[0], record)
     fresh = [dataclasses.replace(face, embedding=None) for face in faces]
-    score = score_images([result_image], runtime.embedding(), runtime.analyzer, ranking_options(args), faces=[fresh])[0]
+    score = score_images([result_image], runtime.embedding(), runtime.analyzer, options, faces=[fresh])[0]
     record.score = score.score
     record.score_note = score.reason
     return result_image

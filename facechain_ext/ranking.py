@@ -7,6 +7,10 @@ Score = cosine similarity between the image's face embedding and the identity's 
 photos). FaceChain's filter: exactly one face, and the face's long side within [min_face_ratio, max_face_ratio] of
 the image's short side (FaceChain used 120–300 px at 512 px; our defaults are looser, see below). Images without a face are never dropped silently: they get
 score None and reason "no_face", and are kept after the ranked ones unless `drop_no_face`.
+
+Detection looks only for faces the filter could keep (`min_face_px`): a face well below `min_face_ratio` (under
+~0.7 of it with dlib) is not looked for, so it neither makes an image "multiple_faces" nor "face_size" (an image with
+only such a face counts as "no_face"). This is what keeps dlib's detector from scanning a 4× upsampled image.
 """
 
 from __future__ import annotations
@@ -106,7 +110,10 @@ def score_images(
     results = []
     for index, image in enumerate(images):
         known = None if faces is None else faces[index]
-        detected = list(known) if known is not None else analyzer.detect(image, embed=True)
+        if known is not None:
+            detected = list(known)
+        else:
+            detected = detect_for_ranking(analyzer, image, options, embed=True)
         results.append(score_faces(index, _short_side(image), detected, reference, image, analyzer, options))
     return results
 
@@ -133,6 +140,26 @@ def score_faces(
     elif options.min_score is not None and result.score is not None and result.score < options.min_score:
         result.reason = LOW_SCORE
     return result
+
+
+def min_face_px(short_side: int, options: RankingOptions) -> float | None:
+    """The smallest face (box long side, px) the filter keeps in an image with this short side; None: no floor.
+
+    Faces smaller than this cannot pass the filter: `detect_for_ranking` does not look for them.
+    """
+    ratio = options.min_face_ratio
+    if ratio is None or ratio <= 0 or short_side <= 0:
+        return None
+    return float(ratio) * float(short_side)
+
+
+def detect_for_ranking(analyzer: FaceAnalyzer, image: ImageLike, options: RankingOptions, *, embed: bool) -> list[Face]:
+    """The faces of `image` the filter can judge, largest first: those at least `min_face_px` (dlib then needs no
+    upsampled detector pass); every face without a floor."""
+    floor = min_face_px(_short_side(image), options)
+    if floor is None:
+        return analyzer.detect(image, embed=embed)
+    return analyzer.detect(image, embed=embed, min_face_size=floor, skip_smaller=True)
 
 
 def rank(scores: Sequence[ImageScore], options: RankingOptions = RankingOptions()) -> list[int]:

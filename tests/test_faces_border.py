@@ -17,7 +17,7 @@ from facechain_ext.faces.dlib_backend import DlibBackend
 from facechain_ext.fusion import fuse_face
 from facechain_ext.imaging import load_image
 from facechain_ext.prep import PrepOptions, prepare_photos
-from facechain_ext.ranking import score_images
+from facechain_ext.ranking import RankingOptions, detect_for_ranking, score_images
 
 FACE = "faces/obama/face_recognition_obama.jpg"
 REFERENCE = "faces/obama/face_recognition_obama2.jpg"
@@ -92,6 +92,6 @@ def test_ranking_measures_the_visible_face(border_photos, analyzer, data_dir):
     scores = score_images(images, reference, analyzer)
     for image, score in zip(images, scores, strict=True):
         assert score.score is not None and score.score >= analyzer.threshold
-        face = analyzer.detect(image)[0]
+        face = detect_for_ranking(analyzer, image, RankingOptions(), embed=False)[0]  # the detection ranking uses
         assert score.face_ratio == pytest.approx(face.long_side / min(image.size))
         assert score.face_ratio <= max(image.size) / min(image.size)

@@ -63,14 +63,21 @@ class FaceAnalyzer:
     def info(self) -> dict[str, Any]:
         return {**self.backend.info(), "threshold": self.threshold, "embedding_dim": self.embedding_dim}
 
-    def detect(self, image: ImageLike, *, embed: bool = True, min_face_size: float | None = None) -> list[Face]:
+    def detect(
+        self, image: ImageLike, *, embed: bool = True, min_face_size: float | None = None, skip_smaller: bool = False
+    ) -> list[Face]:
         """All faces in `image` (PIL or RGB uint8 array), largest first, in that image's pixel coordinates.
 
         Every face whose box is at least `min_face_size` px (default: the analyzer's) is found whatever the photo's
         resolution: large photos get a bounded second pass over tiles (`tiling`). Boxes are clipped to the image.
+        Smaller faces are reported as far as the backend sees them, unless `skip_smaller`: then the backend may leave
+        them out and skip the work (dlib: no detector upsampling that a 512 px image does not need).
         """
         rgb = as_rgb_array(image)
-        faces = self.backend.detect(rgb, embed=embed)
+        floor = self.min_face_size if min_face_size is None else min_face_size
+        # Passed on only when asked for, so backends written without this hint keep working.
+        hint = {"min_face_size": floor} if skip_smaller else {}
+        faces = self.backend.detect(rgb, embed=embed, **hint)
         plan = self.tile_plan(rgb.shape[1], rgb.shape[0], min_face_size)
         if plan is not None:
             faces = tiling.merge_faces(faces, self._detect_tiles(rgb, plan, embed))

@@ -25,7 +25,10 @@ class FaceBackend(Protocol):
     max_input_side: int  # long side (px) the detector works at; larger inputs are shrunk to it
     min_detectable_face: float  # smallest face box (px of that input) the detector finds reliably
 
-    def detect(self, rgb: np.ndarray, *, embed: bool = True) -> list[Face]: ...
+    def detect(self, rgb: np.ndarray, *, embed: bool = True, min_face_size: float | None = None) -> list[Face]:
+        """Faces in `rgb`. `min_face_size` (px, box long side) is a hint: the smallest face the caller needs, so the
+        backend may skip work on smaller ones; faces at least that large must be found as without the hint."""
+        ...
 
     def embed(self, rgb: np.ndarray, face: Face) -> np.ndarray: ...
 

@@ -27,6 +27,9 @@ DLIB_THRESHOLD = 0.925
 
 HOG_WINDOW = 80  # px: the face size dlib's frontal detector is trained for (dlib/image_processing/frontal_face_detector.h)
 EMBED_FACE_PX = 150  # px: dlib's recogniser works on 150 px face chips; a smaller face is embedded from the full photo
+# At its finest pyramid level the HOG window reports a 73 px box and finds faces down to ~52 px (0.71 of it). Measured
+# with dlib-bin 20.0.1 on the 12 portrait crops of benchmarks/postprocess.py, each downscaled until no face was found.
+HOG_SMALLEST_BOX = 73.0
 
 MODEL_FILES = {
     "landmarks": "shape_predictor_5_face_landmarks.dat",
@@ -159,11 +162,48 @@ class DlibBackend:
     def working_image(self, rgb: np.ndarray) -> WorkImage:
         return working_copy(rgb, max_side=self.max_side, min_side=self.min_side)
 
-    def find_faces(self, work: np.ndarray) -> list[tuple[Any, float, int]]:
+    def detection_image(self, rgb: np.ndarray, min_face_size: float | None = None) -> tuple[WorkImage, int]:
+        """(copy to run the HOG detector on, pyramid upsampling) for faces of at least `min_face_size` px (box side).
+
+        Without it: the general-purpose copy (`min_side`/`max_side`) and `upsample`, which also finds faces far below
+        what a caller may need (~21 px in a 512 px image, from a pyramid starting at 4× the image's pixels). With it:
+        the copy scaled so that a face of `min_face_size` px meets the detector's finest level (HOG_SMALLEST_BOX), no
+        upsampling, so the pyramid starts where the smallest wanted face is found (used only when that pyramid is the
+        smaller one). Faces down to ~0.7 × `min_face_size` are still found; the size is rounded down so such a face's
+        box is never reported below `min_face_size`.
+        """
+        scale = self.sized_scale(rgb.shape, min_face_size)
+        if scale is None:
+            return self.working_image(rgb), self.upsample
+        height, width = rgb.shape[:2]
+        size = (max(1, math.floor(width * scale)), max(1, math.floor(height * scale)))
+        if size == (width, height):
+            return WorkImage(rgb, 1.0), 0
+        import cv2
+
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC  # as `working_copy`
+        resized = np.ascontiguousarray(cv2.resize(rgb, size, interpolation=interpolation))
+        exact = (size[0] / width) if width >= height else (size[1] / height)
+        return WorkImage(resized, exact), 0
+
+    def sized_scale(self, shape: tuple[int, ...], min_face_size: float | None) -> float | None:
+        """Scale of the copy sized for `min_face_size`, or None for the general pass: without `min_face_size`, or when
+        the general pyramid (starting at 2^upsample × the general copy) is the smaller one; then a huge photo with a
+        small `min_face_size` keeps the general pass and FaceAnalyzer's tile pass finds its small faces."""
+        if min_face_size is None:
+            return None
+        if not float(min_face_size) > 0:
+            raise FaceChainError("invalid_request", f"min_face_size: {min_face_size} must be a positive number of px.")
+        long_side = max(int(shape[0]), int(shape[1]))
+        general_long = min(max(long_side, self.min_side), self.max_side)  # `working_copy`'s long side
+        scale = HOG_SMALLEST_BOX / float(min_face_size)
+        return scale if scale * long_side <= general_long * 2**self.upsample else None
+
+    def find_faces(self, work: np.ndarray, upsample: int | None = None) -> list[tuple[Any, float, int]]:
         """(dlib.rectangle, raw HOG score, sub-detector index) for each face in the working image."""
         models = self.models()
         with self._run_lock:
-            rects, scores, kinds = models.detector.run(work, self.upsample, 0.0)
+            rects, scores, kinds = models.detector.run(work, self.upsample if upsample is None else upsample, 0.0)
         return list(zip(rects, (float(s) for s in scores), (int(k) for k in kinds), strict=True))
 
     def shape(self, work: np.ndarray, rect: Any) -> Any:
@@ -179,10 +219,11 @@ class DlibBackend:
         return vec / max(float(np.linalg.norm(vec)), 1e-12)
 
     # -- the backend interface -------------------------------------------------------------------------------------
-    def detect(self, rgb: np.ndarray, *, embed: bool = True) -> list[Face]:
-        work = self.working_image(rgb)
+    def detect(self, rgb: np.ndarray, *, embed: bool = True, min_face_size: float | None = None) -> list[Face]:
+        """Faces in `rgb`; with `min_face_size` (px), only as small as needed: see `detection_image`."""
+        work, upsample = self.detection_image(rgb, min_face_size)
         faces = []
-        for rect, raw_score, kind in self.find_faces(work.array):
+        for rect, raw_score, kind in self.find_faces(work.array, upsample):
             shape = self.shape(work.array, rect)
             points = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
             inv = 1.0 / work.scale
@@ -195,7 +236,9 @@ class DlibBackend:
                 extra={"hog_score": raw_score, "hog_subdetector": kind, "dlib_points": points * inv},
             )
             if embed:
-                face.embedding = self.descriptor(work.array, shape)
+                # From the general working copy when detection used another one, so `embed` gives the same vector.
+                sized = self.sized_scale(rgb.shape, min_face_size) is not None
+                face.embedding = self.embed(rgb, face) if sized else self.descriptor(work.array, shape)
             faces.append(face)
         return faces
 

@@ -152,7 +152,9 @@ class InsightFaceBackend:
         }
 
     # -- the backend interface -------------------------------------------------------------------------------------
-    def detect(self, rgb: np.ndarray, *, embed: bool = True) -> list[Face]:
+    def detect(self, rgb: np.ndarray, *, embed: bool = True, min_face_size: float | None = None) -> list[Face]:
+        # SCRFD always runs at its fixed 640 px input: the `min_face_size` hint saves nothing here and is not used
+        # (FaceAnalyzer's tile pass covers small faces in large photos).
         pack = self.models()
         bgr = np.ascontiguousarray(rgb[:, :, ::-1])  # insightface models take OpenCV's BGR order
         bboxes, kpss = pack.models["detection"].detect(bgr, max_num=0)
