@@ -103,7 +103,10 @@ def feathered_alpha(binary: np.ndarray, *, sigma: float) -> np.ndarray:
     reach = int(np.ceil(3.0 * sigma))
     # Distance to the outline instead of a large erosion kernel: same disc-shaped erosion, linear time.
     distance = cv2.distanceTransform(binary, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    core = (distance > reach + 1).astype(np.float32)
+    # Rounded before the threshold: OpenCV 4.11's precise transform returns values that differ by ~2e-6 from one call
+    # to the next, and a pixel exactly at an integer distance (sqrt of a square) would flip in or out of the core, so
+    # the same image fused twice would differ.
+    core = (np.round(distance, 3) > reach + 1).astype(np.float32)
     ksize = 2 * reach + 1
     alpha = cv2.GaussianBlur(core, (ksize, ksize), sigma, borderType=cv2.BORDER_CONSTANT)
     alpha[binary == 0] = 0.0  # belt and braces: the contract is "nothing outside the outline changes"
