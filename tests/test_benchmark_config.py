@@ -11,7 +11,6 @@ import dataclasses
 from pathlib import Path
 
 from benchmarks import postprocess as bench
-
 from facechain_ext.config import Settings
 from facechain_ext.context import FaceChainContext
 from facechain_ext.faces.dlib_backend import DlibBackend
