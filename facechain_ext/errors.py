@@ -34,6 +34,7 @@ HTTP_STATUS: dict[str, int] = {
     "cancelled": 409,
     "lora_unreadable": 422,
     "training_failed": 500,
+    "restore_failed": 500,
     "downloads_disabled": 403,
     "unverifiable_model": 422,
     "download_failed": 502,

@@ -26,6 +26,7 @@ class ImageRecord:
     subseed: Optional[int]
     fused: bool = False
     fusion_note: Optional[str] = None  # why fusion was not applied
+    restored: bool = False  # the host's face restoration was applied after fusion
     score: Optional[float] = None  # similarity to the identity; None when no usable face was found
     face_count: Optional[int] = None
     score_note: Optional[str] = None  # why there is no score

@@ -7,11 +7,11 @@ the host's quoting unchanged (modules/infotext_utils.py `quote`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 
 from .errors import FaceChainError
 from .prompts import format_number
-from .schemas import FaceChainArgs, FusionArgs, RankingArgs
+from .schemas import FaceChainArgs, FusionArgs, RankingArgs, restore_choice, restore_value
 
 if TYPE_CHECKING:
     from .generation_state import ImageRecord
@@ -51,19 +51,50 @@ def args_to_infotext(args: FaceChainArgs) -> dict[str, str]:
         params[KEY_LORA_WEIGHT] = format_number(args.lora_weight)
     if args.style:
         params[KEY_STYLE] = args.style
-    params[KEY_FUSION] = format_number(args.fusion.strength) if args.fusion.enabled else "off"
+    params[KEY_FUSION] = fusion_text(args.fusion)
     params[KEY_RANKING] = _ranking_text(args.ranking)
     return params
 
 
-def fusion_text(strength: Optional[float], record: Optional[ImageRecord] = None) -> str:
-    """`FaceChain fusion` value: the strength, "off", or the strength plus why this image was not fused."""
-    if strength is None:
+def _fusion_setting_text(fusion: FusionArgs) -> str:
+    """The strength, then only the settings that differ from their defaults (so older infotexts read the same)."""
+    parts = [format_number(fusion.strength)]
+    if fusion.backend != "auto":
+        parts.append(f"backend={fusion.backend}")
+    if fusion.restore_face is not None:
+        parts.append(f"restore={restore_choice(fusion.restore_face)}")
+    if fusion.restore_visibility != 1.0:
+        parts.append(f"restore_visibility={format_number(fusion.restore_visibility)}")
+    return " ".join(parts)
+
+
+def fusion_text(fusion: Union[FusionArgs, float, None], record: Optional[ImageRecord] = None) -> str:
+    """`FaceChain fusion` value: "off", or the strength and non-default settings, plus for one image whether the host's
+    face restoration was applied ("restored") or why the image was not fused ("not-applied-<reason>")."""
+    if fusion is None or (isinstance(fusion, FusionArgs) and not fusion.enabled):
         return "off"
-    text = format_number(strength)
+    text = _fusion_setting_text(fusion) if isinstance(fusion, FusionArgs) else format_number(fusion)
+    if record is not None and record.restored:
+        text += " restored"
     if record is not None and not record.fused and record.fusion_note:
         text += f" not-applied-{record.fusion_note}"
     return text
+
+
+def _parse_fusion(text: str) -> FusionArgs:
+    tokens = str(text).split() or ["off"]
+    if tokens[0] == "off":
+        return FusionArgs(enabled=False)
+    values: dict[str, Any] = {"strength": float(tokens[0])}
+    for token in tokens[1:]:  # per-image notes ("restored", "not-applied-...") are not settings
+        key, _, raw = token.partition("=")
+        if key == "backend":
+            values["backend"] = raw
+        elif key == "restore":
+            values["restore_face"] = restore_value(raw)
+        elif key == "restore_visibility":
+            values["restore_visibility"] = float(raw)
+    return FusionArgs(**values)
 
 
 def _parse_ranking(text: str) -> RankingArgs:
@@ -86,9 +117,8 @@ def args_from_infotext(params: Mapping[str, Any]) -> Optional[FaceChainArgs]:
     """Rebuild the arguments from parsed infotext (None when the image was not made with FaceChain)."""
     if KEY_IDENTITY not in params:
         return None
-    fusion_value = (str(params.get(KEY_FUSION, "off")).split() or ["off"])[0]
     try:
-        fusion = FusionArgs(enabled=False) if fusion_value == "off" else FusionArgs(strength=float(fusion_value))
+        fusion = _parse_fusion(str(params.get(KEY_FUSION, "off")))
         weight = params.get(KEY_LORA_WEIGHT)
         return FaceChainArgs(
             identity=str(params[KEY_IDENTITY]),
@@ -98,7 +128,7 @@ def args_from_infotext(params: Mapping[str, Any]) -> Optional[FaceChainArgs]:
             fusion=fusion,
             ranking=_parse_ranking(str(params.get(KEY_RANKING, "off"))),
         )
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError on v1 and v2
+    except (ValueError, FaceChainError) as exc:  # pydantic's ValidationError is a ValueError on v1 and v2
         raise FaceChainError("invalid_request", f"FaceChain infotext fields are malformed: {exc}") from exc
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .errors import FaceChainError
 from .generation_state import GenerationState, ImageRecord
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from .context import FaceChainContext
+    from .fusion.restore import Restorer
     from .ranking import ImageScore, RankingOptions
 
 
@@ -109,18 +110,25 @@ def resolve_generation(ctx: FaceChainContext, args: FaceChainArgs, family: str =
 
 
 class GenerationRuntime:
-    """Loaded things one generation reuses for every image (face analyzer, reference photo, embedding, fusion backend).
+    """Loaded things one generation reuses for every image (face analyzer, reference photo, embedding, fusion backend,
+    face restorer).
 
-    Kept next to the generation state on `p`, created on the first image, dropped with `p`.
+    Kept next to the generation state on `p`, created on the first image, dropped with `p`. `find_restorer` is the host
+    glue's lookup of the host's face restoration (raises FaceChainError saying why there is none); None outside the webui.
     """
 
-    def __init__(self, ctx: FaceChainContext, state: GenerationState) -> None:
+    def __init__(
+        self, ctx: FaceChainContext, state: GenerationState, *, find_restorer: Optional[Callable[[], Restorer]] = None
+    ) -> None:
         self.ctx = ctx
         self.state = state
         self.analyzer = ctx.analyzer()
         self._reference: Optional[tuple[Image.Image, Any]] = None
         self._embedding: Any = None
         self._fusion_backend: Any = None
+        self._find_restorer = find_restorer
+        self._restorer: Optional[Restorer] = None
+        self._restorer_looked_up = False
 
     def reference(self) -> tuple[Image.Image, Any]:
         """The identity's best photo and its face, loaded once."""
@@ -143,8 +151,23 @@ class GenerationRuntime:
         if self._fusion_backend is None:
             from .fusion import create_fusion_backend
 
-            self._fusion_backend = create_fusion_backend(self.ctx.settings, self.analyzer, "auto")
+            self._fusion_backend = create_fusion_backend(self.ctx.settings, self.analyzer, self.state.args.fusion.backend)
         return self._fusion_backend
+
+    def restorer(self) -> Optional[Restorer]:
+        """The host's face restorer, looked up once per generation; None, with a comment saying why, when there is none."""
+        if not self._restorer_looked_up:
+            self._restorer_looked_up = True
+            reason = "no face restorer is available outside the webui" if self._find_restorer is None else None
+            if self._find_restorer is not None:
+                try:
+                    self._restorer = self._find_restorer()
+                except FaceChainError as err:
+                    reason = err.message
+            if reason:
+                self.state.comment(f"FaceChain: face restoration after fusion is unavailable ({reason}); images are "
+                                   "fused without it.")
+        return self._restorer
 
 
 def ranking_options(args: FaceChainArgs) -> RankingOptions:
@@ -186,14 +209,22 @@ def process_image(runtime: GenerationRuntime, image: Image.Image, record: ImageR
 
 def _fuse(runtime: GenerationRuntime, image: Image.Image, face: Any, record: ImageRecord) -> Image.Image:
     from .fusion import fuse_face
+    from .fusion.restore import restore_wanted
 
+    fusion = runtime.state.args.fusion
     reference, reference_face = runtime.reference()
+    backend = runtime.fusion_backend()
+    wanted = restore_wanted(fusion.restore_face, backend.name) and fusion.restore_visibility > 0
     result = fuse_face(
-        image, reference, runtime.analyzer, strength=runtime.state.args.fusion.strength, target_face=face,
-        reference_face=reference_face, backend=runtime.fusion_backend(),
+        image, reference, runtime.analyzer, strength=fusion.strength, target_face=face, reference_face=reference_face,
+        backend=backend, restore=runtime.restorer() if wanted else None, restore_visibility=fusion.restore_visibility,
     )
     record.fused = bool(result.applied)
+    record.restored = bool(result.applied and result.restored)
     record.fusion_note = None if result.applied else result.reason
+    if result.restore_error:
+        runtime.state.comment(f"FaceChain: the face restorer failed on some images ({result.restore_error}); they are "
+                              "fused without restoration.")
     return result.image if result.applied else image
 
 

@@ -10,7 +10,7 @@ Also here: `FaceChainArgs`, the ONE argument model of a FaceChain generation, sh
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, Field
 
@@ -201,6 +201,14 @@ class LoraListModel(BaseModel):
 class FusionArgs(BaseModel):
     enabled: bool = True
     strength: float = Field(default=0.7, ge=0.0, le=1.0)
+    # "auto" = the weight-free blend (learned fusion is never picked without being named: licence, see fusion.backends)
+    backend: Literal["auto", "blend", "inswapper"] = "auto"
+    # The host's face restoration (Settings → Face restoration: GFPGAN/CodeFormer and its CodeFormer weight) on the fused
+    # face. None = auto: after learned fusion only, as face-swap extensions do (ReActor and roop restore after the swap at
+    # visibility 1 by default): inswapper's 128 px output is soft at 512 px, while the blend pastes the best photo's
+    # real detail, which a restorer would only smooth (and cost a model pass per image). True/False: always/never.
+    restore_face: Optional[bool] = None
+    restore_visibility: float = Field(default=1.0, ge=0.0, le=1.0)  # 0..1 blend, as the host's Extras "GFPGAN visibility"
 
     class Config:
         extra = "forbid"
@@ -247,8 +255,25 @@ def parse_args(value: Any, *, what: str = "facechain") -> FaceChainArgs:
 ARG_NAMES = (
     "enabled", "identity", "lora_weight", "style", "fusion_enabled", "fusion_strength",
     "ranking_enabled", "top_k", "min_score", "drop_no_face",
+    "fusion_backend", "restore_face", "restore_visibility",  # appended: older positional API calls stay valid
 )
 NO_STYLE = "None"  # the style dropdown's "no style" choice
+RESTORE_CHOICES = {"auto": None, "on": True, "off": False}  # the "Restore face" radio's values -> FusionArgs.restore_face
+
+
+def restore_choice(value: Optional[bool]) -> str:
+    """The radio value of a FusionArgs.restore_face."""
+    return next(name for name, flag in RESTORE_CHOICES.items() if flag is value)
+
+
+def restore_value(value: Any) -> Optional[bool]:
+    """FusionArgs.restore_face from a radio value ("auto" | "on" | "off"), a bool or None."""
+    if isinstance(value, bool) or value is None:
+        return value
+    text = str(value).strip().lower()
+    if text not in RESTORE_CHOICES:
+        raise FaceChainError("invalid_request", f"restore_face: {value!r} is not one of {', '.join(RESTORE_CHOICES)}.")
+    return RESTORE_CHOICES[text]
 
 
 def _blank(value: Any) -> bool:
@@ -266,7 +291,13 @@ def args_from_values(values: dict[str, Any]) -> FaceChainArgs:
         "identity": None if _blank(values.get("identity")) else str(values["identity"]).strip(),
         "lora_weight": None if values.get("lora_weight") is None else float(values["lora_weight"]),
         "style": None if _blank(values.get("style")) else str(values["style"]).strip(),
-        "fusion": {"enabled": bool(values.get("fusion_enabled", True)), "strength": float(values.get("fusion_strength", 0.7))},
+        "fusion": {
+            "enabled": bool(values.get("fusion_enabled", True)),
+            "strength": float(values.get("fusion_strength", 0.7)),
+            "backend": str(values.get("fusion_backend") or "auto"),
+            "restore_face": restore_value(values.get("restore_face")),
+            "restore_visibility": float(values.get("restore_visibility", 1.0)),
+        },
         "ranking": {
             "enabled": bool(values.get("ranking_enabled", True)),
             "top_k": int(top_k) if top_k else None,

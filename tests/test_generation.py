@@ -11,7 +11,7 @@ from facechain_ext.errors import FaceChainError
 from facechain_ext.generation_state import GenerationState, attach_state, detach_state, get_state
 from facechain_ext.infotext import ARG_INFOTEXT_KEYS, KEY_FUSION, args_from_infotext, args_to_infotext, fusion_text
 from facechain_ext.prompts import build_negative, build_prompt, build_prompts, lora_names, plan_prompts
-from facechain_ext.schemas import FaceChainArgs, args_from_script_args, args_schema, args_to_dict, parse_args
+from facechain_ext.schemas import FaceChainArgs, FusionArgs, args_from_script_args, args_schema, args_to_dict, parse_args
 from facechain_ext.styles import parse_style
 
 STYLE = parse_style({
@@ -127,6 +127,8 @@ def test_schema_lists_the_arguments():
          "fusion": {"enabled": False}, "ranking": {"top_k": 4, "min_score": 0.35, "drop_no_face": True}},
         {"identity": "c-d", "fusion": {"strength": 0.55}, "ranking": {"enabled": False}},
         {"identity": "e", "ranking": {"min_score": -0.2}},
+        {"identity": "f", "fusion": {"backend": "inswapper", "restore_face": True, "restore_visibility": 0.6}},
+        {"identity": "g", "fusion": {"strength": 0.5, "restore_face": False}},
     ],
 )
 def test_infotext_round_trip_through_the_host_format(data):
@@ -159,6 +161,12 @@ def test_positional_control_values_and_one_dict_argument():
     one = args_from_script_args([{"identity": "alice", "style": "film"}, None, 0.9, "None", True, 0.7, True, 0, 0, False])
     assert one.identity == "alice" and one.style == "film" and one.enabled
     assert args_from_script_args(['{"identity": "bob"}']).identity == "bob"
+    # the restoration controls come last (older positional calls stay valid); the radio says auto/on/off
+    restoring = args_from_script_args([True, "alice", 0.9, "None", True, 0.7, True, 0, 0.0, False, "inswapper", "on", 0.4])
+    assert (restoring.fusion.backend, restoring.fusion.restore_face, restoring.fusion.restore_visibility) == ("inswapper", True, 0.4)
+    assert args_from_script_args(positional).fusion.restore_face is None
+    with pytest.raises(FaceChainError):
+        args_from_script_args([True, "alice", 0.9, "None", True, 0.7, True, 0, 0.0, False, "auto", "sometimes", 1.0])
     with pytest.raises(FaceChainError):
         args_from_script_args([True, None])  # enabled without identity
 
@@ -177,4 +185,12 @@ def test_job_lives_on_the_processing_object():
     assert fusion_text(0.7, first) == "0.7" and fusion_text(None) == "off"
     first.fusion_note = "no_face"
     assert fusion_text(0.7, first) == "0.7 not-applied-no_face"
+    restored = state.add_record(seed=8, subseed=1)
+    restored.fused = restored.restored = True
+    fusion = FusionArgs(restore_face=True, restore_visibility=0.5)
+    assert fusion_text(fusion, restored) == "0.7 restore=on restore_visibility=0.5 restored"
+    assert fusion_text(FusionArgs(enabled=False), restored) == "off"
+    # per-image notes never leak into the settings read back from the infotext
+    parsed = args_from_infotext({"FaceChain identity": "a", KEY_FUSION: fusion_text(fusion, restored)})
+    assert parsed.fusion == fusion
     assert detach_state(p) is state and get_state(p) is None

@@ -4,13 +4,14 @@
     result.image, result.applied, result.reason   # reason "no_face" when the target has no face
 
 Backends: `BlendFusion` (default, weight-free) and `InswapperFusion` (optional learned model); pick one with
-`create_fusion_backend(settings, analyzer, "auto" | "blend" | "inswapper")`. Importing this package is cheap:
+`create_fusion_backend(settings, analyzer, "auto" | "blend" | "inswapper")`. An optional `restore` callable (the host's
+face restoration, see `fusion.restore`) is applied to each fused face afterwards. Importing this package is cheap:
 OpenCV and ONNX Runtime load on first use.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Callable, Optional, Protocol
 
 import numpy as np
 from PIL import Image
@@ -46,6 +47,8 @@ def fuse_face(
     reference_face: Face | None = None,
     all_faces: bool = False,
     backend: FusionBackend | None = None,
+    restore: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+    restore_visibility: float = 1.0,
 ) -> FusionResult:
     """Fuse the reference face into the largest face of `target` (every face with `all_faces`).
 
@@ -53,8 +56,14 @@ def fuse_face(
     with `applied=False, reason="no_face"`; a reference without a face raises FaceChainError("no_face").
     Pass `reference_face` (and `target_face`) when already known, to skip detection. `result.target_faces` holds
     the target's detected faces (fusion does not move them): pass them to `ranking.score_images(faces=...)`.
+    `restore` (RGB uint8 array -> same, e.g. the host's `face_restoration.restore_faces`) is applied to each fused face
+    only, mixed in by `restore_visibility` (0..1); a restorer that fails leaves the fused image as it was and sets
+    `result.restore_error` (never raised: the fusion itself succeeded).
     """
     strength = _checked_strength(strength)
+    from .restore import checked_visibility
+
+    visibility = checked_visibility(restore_visibility)
     target_rgb = as_rgb_array(target, "target")
     if strength == 0.0:
         return FusionResult(Image.fromarray(target_rgb), applied=False, reason=ZERO_STRENGTH)
@@ -65,7 +74,7 @@ def fuse_face(
         return FusionResult(Image.fromarray(target_rgb), applied=False, reason=NO_FACE, target_faces=[])
     chosen = faces if all_faces else faces[:1]
     engine = backend or _default_backend()
-    result = _fuse_faces(target_rgb, chosen, reference_rgb, ref_face, engine, strength)
+    result = _fuse_faces(target_rgb, chosen, reference_rgb, ref_face, engine, strength, (restore, visibility))
     result.target_faces = list(faces)
     return result
 
@@ -94,16 +103,27 @@ def create_fusion_backend(
 
 
 def _fuse_faces(
-    target: np.ndarray, faces: list[Face], reference: np.ndarray, reference_face: Face, engine: FusionBackend, strength: float
+    target: np.ndarray,
+    faces: list[Face],
+    reference: np.ndarray,
+    reference_face: Face,
+    engine: FusionBackend,
+    strength: float,
+    restoration: tuple[Optional[Callable[[np.ndarray], np.ndarray]], float],
 ) -> FusionResult:
     from .composite import bounding_region, composite_into
 
     output = target.copy()
     written = np.zeros(target.shape[:2], bool)
+    restored, restore_error = 0, None
+    restore, visibility = restoration
     for face in faces:
         # Each face is fused against the current output so overlapping faces compose instead of fighting.
         fused_crop, mask = engine.fuse_one(output, face, reference, reference_face)
-        written |= composite_into(output, fused_crop, mask, strength)
+        fused_here = composite_into(output, fused_crop, mask, strength)
+        written |= fused_here
+        if restore is not None and restore_error is None and visibility > 0 and fused_here.any():
+            restored, restore_error = _restore_one(output, mask, restore, visibility, written, restored)
     region = bounding_region(written)
     if region is None:  # every face lay outside the image or the reference covered none of it
         return FusionResult(Image.fromarray(target), applied=False, reason="face_out_of_frame", backend=engine.name)
@@ -114,8 +134,27 @@ def _fuse_faces(
         faces_fused=len(faces),
         mask=written,
         region=region,
-        details={"strength": strength},
+        restored=restored > 0 and restore_error is None,
+        restore_error=restore_error,
+        details={"strength": strength, "restore_visibility": visibility if restore is not None else None},
     )
+
+
+def _restore_one(
+    output: np.ndarray, mask: FaceMask, restore: Callable[[np.ndarray], np.ndarray], visibility: float, written: np.ndarray,
+    count: int,
+) -> tuple[int, Optional[str]]:
+    """Restore one fused face in `output` (in place; `written` updated). Returns (faces restored, error or None)."""
+    from .restore import restore_face_region
+
+    try:
+        # `output` is written only once the restorer returned a valid image: a failure leaves the fused face as it was.
+        written |= restore_face_region(output, mask, restore, visibility)
+    except FaceChainError as exc:
+        return count, exc.message
+    except Exception as exc:  # noqa: BLE001 - the restorer is third-party code: keep the fused image, report why
+        return count, f"{type(exc).__name__}: {exc}"
+    return count + 1, None
 
 
 def _default_backend() -> FusionBackend:

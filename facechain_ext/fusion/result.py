@@ -28,6 +28,8 @@ class FusionResult:
     # The target's faces as detected (largest first; None when no detection ran). Fusion keeps faces where they
     # were, so ranking can reuse these instead of detecting again (`ranking.score_images(..., faces=...)`).
     target_faces: list[Face] | None = None
+    restored: bool = False  # the restorer ran on every fused face
+    restore_error: str | None = None  # why restoration was abandoned (the fused image is kept as it was before it)
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -38,4 +40,6 @@ class FusionResult:
             "backend": self.backend,
             "faces_fused": self.faces_fused,
             "region": None if self.region is None else list(self.region),
+            "restored": self.restored,
+            "restore_error": self.restore_error,
         }
