@@ -393,6 +393,14 @@ class FuseRequest(BaseModel):
     target: str = Field(..., description="base64 image whose largest face is fused toward the reference")
     reference: FuseReference
     strength: float = Field(0.7, ge=0.0, le=1.0)
+    backend: Literal["auto", "blend", "inswapper"] = Field(
+        "auto", description="auto = the weight-free blend; inswapper = the learned 128 px swap (its model must be installed)"
+    )
+    restore_face: Optional[bool] = Field(
+        None, description="the host's face restoration (Settings → Face restoration) on the fused face: null = after "
+        "learned fusion only (the default of face-swap extensions), true/false = always/never"
+    )
+    restore_visibility: float = Field(1.0, ge=0.0, le=1.0, description="0..1 blend of the restored face, as Extras' GFPGAN visibility")
 
 
 class FuseResponse(BaseModel):
@@ -401,6 +409,8 @@ class FuseResponse(BaseModel):
     similarity_after: float
     applied: bool
     backend: str | None = None
+    restored: bool = Field(False, description="the host's face restoration was applied to the fused face")
+    restore_note: str | None = Field(None, description="why restoration was asked for but not applied")
 
 
 class StylesResponse(BaseModel):

@@ -8,7 +8,7 @@ a 404 at once. Fusion does not take the queue lock (CPU face work, no checkpoint
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Optional
 
 from fastapi import FastAPI
 
@@ -91,7 +91,7 @@ class GenerateRoutes:
 
     def fuse(self, req: FuseRequest) -> dict[str, Any]:
         from ..faces.similarity import cosine_similarity
-        from ..fusion import fuse_face
+        from ..fusion import create_fusion_backend, fuse_face
         from ..imaging import decode_base64_image, encode_png_base64
 
         analyzer = self.ctx.analyzer()
@@ -102,7 +102,10 @@ class GenerateRoutes:
             raise FaceChainError("no_face", "target: no face found in the image (also tried it turned by 90, 180 and "
                                  "270 degrees), so there is nothing to fuse.", input="target")
         before = cosine_similarity(faces[0].embedding, reference_embedding)
-        result = fuse_face(target, reference_image, analyzer, strength=req.strength, target_face=faces[0])
+        backend = create_fusion_backend(self.ctx.settings, analyzer, req.backend)
+        restore, note = _restorer_for(req, backend.name)
+        result = fuse_face(target, reference_image, analyzer, strength=req.strength, target_face=faces[0], backend=backend,
+                           restore=restore, restore_visibility=req.restore_visibility)
         after_embedding = analyzer.embed(result.image, dataclasses.replace(faces[0], embedding=None))
         return {
             "image": encode_png_base64(result.image),
@@ -110,6 +113,8 @@ class GenerateRoutes:
             "similarity_after": round(float(cosine_similarity(after_embedding, reference_embedding)), 6),
             "applied": bool(result.applied),
             "backend": result.backend,
+            "restored": bool(result.restored),
+            "restore_note": note or (f"the face restorer failed: {result.restore_error}" if result.restore_error else None),
         }
 
     def _reference(self, req: FuseRequest, analyzer: Any) -> tuple[Any, Any]:
@@ -147,6 +152,19 @@ class GenerateRoutes:
 
     def schema(self) -> dict[str, Any]:
         return args_schema()
+
+
+def _restorer_for(req: FuseRequest, backend: str) -> tuple[Optional[Any], Optional[str]]:
+    """(the host's face restorer when this request wants one, else None; why it is missing when wanted)."""
+    from ..fusion.restore import restore_wanted
+    from .face_restore import host_face_restorer
+
+    if not (restore_wanted(req.restore_face, backend) and req.restore_visibility > 0):
+        return None, None
+    try:
+        return host_face_restorer(), None
+    except FaceChainError as err:
+        return None, f"face restoration is unavailable: {err.message}"
 
 
 __all__ = ["add_routes", "GenerateRoutes", "FaceChainArgs"]

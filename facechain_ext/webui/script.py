@@ -25,6 +25,7 @@ from ..infotext import KEY_FUSION, KEY_LORA, KEY_SIMILARITY, args_to_infotext, f
 from ..portraits import GenerationRuntime, process_image, rank_records, resolve_generation
 from ..prompts import build_negative, build_prompt
 from ..schemas import FaceChainArgs, args_from_script_args
+from .face_restore import host_face_restorer
 from .script_ui import build_script_ui
 
 log = logging.getLogger("facechain")
@@ -122,7 +123,7 @@ class FaceChainScript(scripts.Script):
     def _runtime(self, p: Any, state: GenerationState) -> GenerationRuntime:
         runtime = getattr(p, RUNTIME_ATTR, None)
         if not isinstance(runtime, GenerationRuntime) or runtime.state is not state:
-            runtime = GenerationRuntime(self.context(), state)
+            runtime = GenerationRuntime(self.context(), state, find_restorer=host_face_restorer)
             setattr(p, RUNTIME_ATTR, runtime)
         return runtime
 
@@ -178,8 +179,8 @@ def _add_infotext(p: Any, state: GenerationState) -> None:
     if state.lora_name and not state.args.lora:
         params[KEY_LORA] = state.lora_name
     lookup = _record_lookup(state)
-    strength = state.args.fusion.strength if state.args.fusion.enabled else None
-    params[KEY_FUSION] = lambda **kw: fusion_text(strength, lookup(**kw))
+    fusion = state.args.fusion
+    params[KEY_FUSION] = lambda **kw: fusion_text(fusion, lookup(**kw))
     params[KEY_SIMILARITY] = lambda **kw: similarity_text(lookup(**kw))
 
 

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from ..context import FaceChainContext
 from ..infotext import ARG_INFOTEXT_KEYS, KEY_IDENTITY, args_from_infotext
-from ..schemas import NO_STYLE, FaceChainArgs
+from ..schemas import NO_STYLE, RESTORE_CHOICES, FaceChainArgs, restore_choice
 from .settings import ui_default
 
 
@@ -43,6 +43,24 @@ def _from_infotext(read: Callable[[FaceChainArgs], Any]) -> Callable[[dict], Any
     return reader
 
 
+FUSION_BACKEND_CHOICES = ["auto", "blend", "inswapper"]  # FusionArgs.backend
+RESTORE_INFO = ("The webui's face restoration (Settings → Face restoration: GFPGAN or CodeFormer) on the fused face. "
+                "auto: after the learned inswapper fusion only, as face-swap extensions do; the default blend keeps "
+                "the best photo's own detail.")
+
+
+def fusion_extras(eid: Callable[[str], str]) -> tuple[Any, Any, Any]:
+    """Fusion backend, "Restore face" (auto/on/off) and its visibility: one row shared by the accordion and the tab."""
+    import gradio as gr
+
+    with gr.Row():
+        backend = gr.Dropdown(label="Fusion backend", choices=FUSION_BACKEND_CHOICES, value="auto", elem_id=eid("fusion_backend"))
+        restore = gr.Radio(label="Restore face", choices=list(RESTORE_CHOICES), value="auto", info=RESTORE_INFO,
+                           elem_id=eid("restore_face"))
+        visibility = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Restore visibility", elem_id=eid("restore_visibility"))
+    return backend, restore, visibility
+
+
 def build_script_ui(script: Any, ctx: FaceChainContext) -> tuple[list[Any], list, list[str]]:
     """Create the accordion; returns (controls, infotext_fields, paste_field_names)."""
     import gradio as gr
@@ -64,6 +82,7 @@ def build_script_ui(script: Any, ctx: FaceChainContext) -> tuple[list[Any], list
         with gr.Row():
             fusion_enabled = gr.Checkbox(label="Face fusion", value=True, elem_id=eid("fusion_enabled"))
             fusion_strength = gr.Slider(0.0, 1.0, value=ui_default("facechain_fusion_strength"), step=0.05, label="Fusion strength", elem_id=eid("fusion_strength"))
+        fusion_backend, restore_face, restore_visibility = fusion_extras(eid)
         with gr.Row():
             ranking_enabled = gr.Checkbox(label="Rank by similarity", value=True, elem_id=eid("ranking_enabled"))
             top_k = gr.Slider(0, 32, value=ui_default("facechain_ranking_top_k"), step=1, label="Keep top K (0 = all)", elem_id=eid("top_k"))
@@ -76,7 +95,8 @@ def build_script_ui(script: Any, ctx: FaceChainContext) -> tuple[list[Any], list
 
     refresh.click(fn=refresh_choices, inputs=[], outputs=[identity, style])
 
-    controls = [enabled, identity, lora_weight, style, fusion_enabled, fusion_strength, ranking_enabled, top_k, min_score, drop_no_face]
+    controls = [enabled, identity, lora_weight, style, fusion_enabled, fusion_strength, ranking_enabled, top_k, min_score,
+                drop_no_face, fusion_backend, restore_face, restore_visibility]
     infotext_fields = [
         (enabled, lambda params: KEY_IDENTITY in params),
         (identity, _from_infotext(lambda a: gr.update(value=a.identity))),
@@ -88,5 +108,8 @@ def build_script_ui(script: Any, ctx: FaceChainContext) -> tuple[list[Any], list
         (top_k, _from_infotext(lambda a: a.ranking.top_k or 0)),
         (min_score, _from_infotext(lambda a: a.ranking.min_score or 0.0)),
         (drop_no_face, _from_infotext(lambda a: a.ranking.drop_no_face)),
+        (fusion_backend, _from_infotext(lambda a: a.fusion.backend)),
+        (restore_face, _from_infotext(lambda a: restore_choice(a.fusion.restore_face))),
+        (restore_visibility, _from_infotext(lambda a: a.fusion.restore_visibility)),
     ]
     return controls, infotext_fields, list(ARG_INFOTEXT_KEYS)

@@ -18,7 +18,7 @@ import gradio as gr
 from ..context import FaceChainContext
 from ..errors import FaceChainError
 from ..prompts import format_number
-from ..schemas import args_to_dict, parse_args
+from ..schemas import RESTORE_CHOICES, args_to_dict, parse_args
 from ..styles import apply_recommended
 from .host import js_kwargs
 from .settings import ui_default
@@ -41,6 +41,9 @@ class GenerateOptions:
     use_style_settings: bool = True
     fusion_enabled: bool = True
     fusion_strength: float = 0.7
+    fusion_backend: str = "auto"
+    restore_face: Optional[bool] = None  # None: after learned fusion only (FusionArgs.restore_face)
+    restore_visibility: float = 1.0
     ranking_enabled: bool = True
     top_k: int = 0
     min_score: float = 0.0
@@ -95,7 +98,9 @@ def generate_portraits(ctx: FaceChainContext, options: GenerateOptions) -> tuple
         raise FaceChainError("invalid_request", "Choose an identity (prepare one in the Identities view first).")
     args = parse_args({
         "identity": options.identity or None,
-        "fusion": {"enabled": bool(options.fusion_enabled), "strength": float(options.fusion_strength)},
+        "fusion": {"enabled": bool(options.fusion_enabled), "strength": float(options.fusion_strength),
+                   "backend": options.fusion_backend, "restore_face": options.restore_face,
+                   "restore_visibility": float(options.restore_visibility)},
         "ranking": {"enabled": bool(options.ranking_enabled), "top_k": int(options.top_k) or None,
                     "min_score": float(options.min_score) or None, "drop_no_face": bool(options.drop_no_face)},
     }, what="Generate")
@@ -174,7 +179,7 @@ def build(ctx: FaceChainContext) -> None:
                 per_style = gr.Slider(1, 8, value=4, step=1, label="Images per style")
                 seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)")
             use_style, width, height, steps, cfg, sampler = _sampling_controls()
-            fusion_on, strength, ranking_on, top_k, min_score, drop = _fusion_controls()
+            fusion_on, strength, ranking_on, top_k, min_score, drop, *restoration = _fusion_controls()
             task_id = gr.Textbox(visible=False, elem_id="facechain_gen_task_id")
         with gr.Column(scale=2, elem_id="facechain_gen_results"):
             run = gr.Button("Generate", variant="primary", elem_id="facechain_gen_run")
@@ -187,7 +192,7 @@ def build(ctx: FaceChainContext) -> None:
             _send_to_buttons(gallery, selected_info)
 
     inputs = [task_id, identity, style_box, per_style, width, height, steps, cfg, sampler, seed, use_style,
-              fusion_on, strength, ranking_on, top_k, min_score, drop, prompt, negative]
+              fusion_on, strength, ranking_on, top_k, min_score, drop, prompt, negative, *restoration]
     run.click(fn=_wrapped_handler(ctx), inputs=inputs, outputs=[gallery, infotexts, selected_info, status], **js_kwargs(JS_SUBMIT))
     gallery.select(fn=_select_info, inputs=[infotexts], outputs=[selected_info])
     identity.change(fn=lambda name: identity_html(ctx, name), inputs=[identity], outputs=[identity_info])
@@ -219,17 +224,20 @@ def _sampling_controls() -> tuple[Any, ...]:
 
 
 def _fusion_controls() -> tuple[Any, ...]:
+    from .script_ui import fusion_extras
+
     with gr.Accordion("Face fusion and ranking", open=False):
         with gr.Row():
             fusion_on = gr.Checkbox(value=True, label="Face fusion")
             strength = gr.Slider(0.0, 1.0, value=ui_default("facechain_fusion_strength"), step=0.05, label="Fusion strength")
+        backend, restore, visibility = fusion_extras(lambda name: f"facechain_gen_{name}")
         with gr.Row():
             ranking_on = gr.Checkbox(value=True, label="Rank by similarity")
             drop = gr.Checkbox(value=False, label="Drop images without a face")
         with gr.Row():
             top_k = gr.Slider(0, 32, value=ui_default("facechain_ranking_top_k"), step=1, label="Keep top K per style (0 = all)")
             min_score = gr.Slider(0.0, 1.0, value=0.0, step=0.01, label="Minimum similarity (0 = none)")
-    return fusion_on, strength, ranking_on, top_k, min_score, drop
+    return fusion_on, strength, ranking_on, top_k, min_score, drop, backend, restore, visibility
 
 
 def styles_html(ctx: FaceChainContext) -> str:
@@ -253,13 +261,15 @@ def _wrapped_handler(ctx: FaceChainContext) -> Any:
 
     def handler(task_id: str, identity: Any, styles: list, per_style: float, width: float, height: float, steps: float,
                 cfg: float, sampler: str, seed: float, use_style: bool, fusion_on: bool, strength: float, ranking_on: bool,
-                top_k: float, min_score: float, drop: bool, prompt: str, negative: str) -> tuple[Any, ...]:
+                top_k: float, min_score: float, drop: bool, prompt: str, negative: str, fusion_backend: str = "auto",
+                restore_face: str = "auto", restore_visibility: float = 1.0) -> tuple[Any, ...]:
         options = GenerateOptions(
             identity=identity, styles=list(styles or []), per_style=int(per_style), width=int(width), height=int(height),
             steps=int(steps), cfg_scale=float(cfg), sampler_name=sampler, seed=int(seed if seed is not None else -1),
             use_style_settings=bool(use_style), fusion_enabled=bool(fusion_on), fusion_strength=float(strength),
             ranking_enabled=bool(ranking_on), top_k=int(top_k), min_score=float(min_score), drop_no_face=bool(drop),
-            prompt=prompt or "", negative_prompt=negative or "",
+            prompt=prompt or "", negative_prompt=negative or "", fusion_backend=str(fusion_backend or "auto"),
+            restore_face=RESTORE_CHOICES.get(str(restore_face), None), restore_visibility=float(restore_visibility),
         )
         try:
             results, comments = generate_portraits(ctx, options)

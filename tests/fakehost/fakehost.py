@@ -30,6 +30,7 @@ def reset_host(data_dir: os.PathLike | None = None, argv: Sequence[str] = ()) ->
     vars(shared.state).clear()
     shared.state.__init__()
     shared.sd_model = None
+    shared.face_restorers.clear()
     script_callbacks.clear_callbacks()
     errors.exception_records.clear()
     progress.current_task = None

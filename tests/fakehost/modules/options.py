@@ -153,4 +153,9 @@ def builtin_options() -> dict[str, OptionInfo]:
         "sd_model_checkpoint": OptionInfo(None, "Stable Diffusion checkpoint"),
         "sd_lora": OptionInfo("None", "Add network to prompt"),
         "lora_preferred_name": OptionInfo("Alias from file", "When adding to prompt, refer to Lora by"),
+        # modules/shared_options.py, section "Face restoration"
+        "face_restoration": OptionInfo(False, "Restore faces"),
+        "face_restoration_model": OptionInfo("CodeFormer", "Face restoration model"),
+        "code_former_weight": OptionInfo(0.5, "CodeFormer weight"),
+        "face_restoration_unload": OptionInfo(False, "Move face restoration model from VRAM into RAM after processing"),
     }

@@ -12,5 +12,6 @@ restricted_opts: set[str] = set()
 opts = options.Options(options.builtin_options(), restricted_opts)
 state = shared_state.State()
 sd_model = None  # the loaded checkpoint; tests that need one assign it
+face_restorers: list = []  # the host fills it at start-up (GFPGAN, CodeFormer); empty here until a test adds one
 demo = None
 device = None
