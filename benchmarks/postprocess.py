@@ -3,13 +3,13 @@
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.postprocess [--data DIR] [--images 12] [--repeats 3] [--pack DIR]
 
 What is timed is `portraits.process_image`, the very function the Script calls for every generated image, on a
-`JobRuntime` built the way the Script builds it: the face analyzer `create_analyzer` gives for the dlib backend,
+`GenerationRuntime` built the way the Script builds it: the face analyzer `create_analyzer` gives for the dlib backend,
 `FaceChainArgs(identity=...)` with every other argument at its default, and the fusion backend that `auto` picks.
 `configuration()` describes it; tests/test_benchmark_config.py checks that it equals the product defaults, so the
 verdict cannot drift to a faster non-default setting. The verdict judges only that default row.
 
 Targets are 512×512 portrait crops (face ≈ 40 % of the side, like FaceChain's outputs) of one photo per person from
-../shared/data/faces; the reference is one identity's best photo (loaded and analysed once per job, as in the
+../shared/data/faces; the reference is one identity's best photo (loaded and analysed once per generation, as in the
 Script), and the reference embedding is the mean of that identity's other photos. Models are loaded before timing.
 Times are CPU ms on this thread (OMP_NUM_THREADS=1: the cost on one core even when other processes share the
 machine), the median over images of the best of `--repeats` runs. Rows:
@@ -48,11 +48,13 @@ from facechain_ext.context import FaceChainContext
 from facechain_ext.faces.analyzer import FaceAnalyzer
 from facechain_ext.faces.similarity import mean_embedding
 from facechain_ext.fusion import fuse_face
-from facechain_ext.generation import FaceChainArgs, FaceChainJob, plan_prompts
+from facechain_ext.generation_state import GenerationState
 from facechain_ext.imaging import load_image
 from facechain_ext.modelcompat import dump_model
-from facechain_ext.portraits import JobRuntime, process_image, ranking_options
-from facechain_ext.ranking import min_face_px, score_images
+from facechain_ext.portraits import GenerationRuntime, process_image, ranking_options
+from facechain_ext.prompts import plan_prompts
+from facechain_ext.ranking import detect_for_ranking, score_images
+from facechain_ext.schemas import FaceChainArgs
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ("obama", "face_recognition_obama.jpg")
@@ -61,17 +63,17 @@ GOAL_MS = 150.0  # fusion + ranking per 512 px image, default configuration, dli
 STAGES = ("default", "before", "detect", "detect_before", "fuse", "embed")
 
 
-class BenchmarkRuntime(JobRuntime):
-    """The Script's JobRuntime; only the identity store is replaced by a given reference photo and embedding."""
+class BenchmarkRuntime(GenerationRuntime):
+    """The Script's GenerationRuntime; only the identity store is replaced by a given reference photo and embedding."""
 
-    def __init__(self, ctx: FaceChainContext, job: FaceChainJob, analyzer: FaceAnalyzer | None = None) -> None:
-        super().__init__(ctx, job)
+    def __init__(self, ctx: FaceChainContext, state: GenerationState, analyzer: FaceAnalyzer | None = None) -> None:
+        super().__init__(ctx, state)
         self._given_embedding: np.ndarray | None = None
         if analyzer is not None:  # --pack: the insightface analyzer of a pack outside the settings' folders
             self.analyzer = analyzer
 
     def use_reference(self, photo: Path, embedding: np.ndarray) -> None:
-        self.job.reference_photo = str(photo)
+        self.state.reference_photo = str(photo)
         self._given_embedding = embedding
 
     def embedding(self) -> np.ndarray:
@@ -85,21 +87,21 @@ def default_args() -> FaceChainArgs:
 
 
 def default_runtime(models_dir: Path, analyzer: FaceAnalyzer | None = None) -> BenchmarkRuntime:
-    """A JobRuntime as the Script builds it, on the dlib backend (the one users without the insightface pack get)."""
+    """A GenerationRuntime as the Script builds it, on the dlib backend (the one users without the insightface pack get)."""
     settings = Settings(models_dir=models_dir, face_backend="dlib")
-    job = FaceChainJob(args=default_args(), plan=plan_prompts(activation="fcsks, a person", lora_name=None, lora_weight=0.0))
-    return BenchmarkRuntime(FaceChainContext(settings), job, analyzer)
+    state = GenerationState(args=default_args(), plan=plan_prompts(activation="fcsks, a person", lora_name=None, lora_weight=0.0))
+    return BenchmarkRuntime(FaceChainContext(settings), state, analyzer)
 
 
-def configuration(runtime: JobRuntime) -> dict[str, Any]:
+def configuration(runtime: GenerationRuntime) -> dict[str, Any]:
     """Everything that decides the cost of `process_image`, as plain data (compared with the defaults in tests)."""
     backend = runtime.analyzer.backend
     detector = {name: getattr(backend, name) for name in ("max_side", "min_side", "upsample") if hasattr(backend, name)}
     return {
         "face_backend": runtime.analyzer.name,
         "detector": detector,
-        "args": dump_model(runtime.job.args),
-        "ranking": dataclasses.asdict(ranking_options(runtime.job.args)),
+        "args": dump_model(runtime.state.args),
+        "ranking": dataclasses.asdict(ranking_options(runtime.state.args)),
         "fusion_backend": runtime.fusion_backend().name,
     }
 
@@ -143,36 +145,35 @@ def prepare(data: Path, analyzer: FaceAnalyzer, count: int) -> dict[str, Any]:
     return {"reference": data / best["path"], "embedding": mean_embedding(others), "targets": targets}
 
 
-def previous_pipeline(runtime: JobRuntime, image: Image.Image) -> Image.Image:
+def previous_pipeline(runtime: GenerationRuntime, image: Image.Image) -> Image.Image:
     """`process_image` before this benchmark's goal was met: the same steps, general-purpose detection."""
     faces = runtime.analyzer.detect(image, embed=False)
     reference, reference_face = runtime.reference()
-    fusion = runtime.job.args.fusion
+    fusion = runtime.state.args.fusion
     result = fuse_face(image, reference, runtime.analyzer, strength=fusion.strength, target_face=faces[0],
                        reference_face=reference_face, backend=runtime.fusion_backend())
     fresh = [dataclasses.replace(face, embedding=None) for face in faces]
-    score_images([result.image], runtime.embedding(), runtime.analyzer, ranking_options(runtime.job.args), faces=[fresh])
+    score_images([result.image], runtime.embedding(), runtime.analyzer, ranking_options(runtime.state.args), faces=[fresh])
     return result.image
 
 
-def bench(label: str, runtime: JobRuntime, targets: list[tuple[str, Image.Image]], repeats: int) -> dict[str, Any]:
-    analyzer, job = runtime.analyzer, runtime.job
-    reference, reference_face = runtime.reference()  # loaded once per job, as in the Script
-    backend, options = runtime.fusion_backend(), ranking_options(job.args)
-    process_image(runtime, targets[0][1], job.add_record(None, None))  # warm-up: models and OpenCV loaded
+def bench(label: str, runtime: GenerationRuntime, targets: list[tuple[str, Image.Image]], repeats: int) -> dict[str, Any]:
+    analyzer, state = runtime.analyzer, runtime.state
+    reference, reference_face = runtime.reference()  # loaded once per generation, as in the Script
+    backend, options = runtime.fusion_backend(), ranking_options(state.args)
+    process_image(runtime, targets[0][1], state.add_record(None, None))  # warm-up: models and OpenCV loaded
     stages: dict[str, list[tuple[float, float]]] = {k: [] for k in STAGES}
     for _, image in targets:
-        min_face = min_face_px(min(image.size), options)
-        face = analyzer.detect(image, embed=False, min_face=min_face)[0]
-        fused = fuse_face(image, reference, analyzer, strength=job.args.fusion.strength, target_face=face,
+        face = detect_for_ranking(analyzer, image, options, embed=False)[0]
+        fused = fuse_face(image, reference, analyzer, strength=state.args.fusion.strength, target_face=face,
                           reference_face=reference_face, backend=backend).image
         plain = dataclasses.replace(face, embedding=None)
-        stages["default"].append(best_of(lambda image=image: process_image(runtime, image, job.add_record(None, None)), repeats))
+        stages["default"].append(best_of(lambda image=image: process_image(runtime, image, state.add_record(None, None)), repeats))
         stages["before"].append(best_of(lambda image=image: previous_pipeline(runtime, image), repeats))
-        stages["detect"].append(best_of(lambda image=image, m=min_face: analyzer.detect(image, embed=False, min_face=m), repeats))
+        stages["detect"].append(best_of(lambda image=image: detect_for_ranking(analyzer, image, options, embed=False), repeats))
         stages["detect_before"].append(best_of(lambda image=image: analyzer.detect(image, embed=False), repeats))
         stages["fuse"].append(best_of(lambda image=image, face=face: fuse_face(
-            image, reference, analyzer, strength=job.args.fusion.strength, target_face=face,
+            image, reference, analyzer, strength=state.args.fusion.strength, target_face=face,
             reference_face=reference_face, backend=backend), repeats))
         stages["embed"].append(best_of(lambda fused=fused, plain=plain: analyzer.embed(fused, plain), repeats))
     cpu = {k: statistics.median(c for c, _ in v) for k, v in stages.items()}
@@ -181,12 +182,12 @@ def bench(label: str, runtime: JobRuntime, targets: list[tuple[str, Image.Image]
             "configuration": configuration(runtime)}
 
 
-def quality(runtime: JobRuntime, setup: dict[str, Any]) -> dict[str, Any]:
+def quality(runtime: GenerationRuntime, setup: dict[str, Any]) -> dict[str, Any]:
     from skimage.metrics import structural_similarity
 
     analyzer, embedding = runtime.analyzer, setup["embedding"]
     reference, reference_face = runtime.reference()
-    strength = runtime.job.args.fusion.strength
+    strength = runtime.state.args.fusion.strength
     rows = []
     for identity, image in setup["targets"]:
         result = fuse_face(image, reference, analyzer, strength=strength, reference_face=reference_face,
@@ -272,7 +273,7 @@ def main() -> None:
         runtime = default_runtime(Path(models_dir))
         setup = prepare(args.data, runtime.analyzer, args.images)
         runtime.use_reference(setup["reference"], setup["embedding"])
-        found: list[tuple[str, JobRuntime]] = [("dlib", runtime)]
+        found: list[tuple[str, GenerationRuntime]] = [("dlib", runtime)]
         if args.pack is not None:
             found.append(("insightface buffalo_l", insightface_runtime(Path(models_dir), setup, args.pack)))
         results = [bench(label, each, setup["targets"], args.repeats) for label, each in found]

@@ -14,17 +14,19 @@ from benchmarks import postprocess as bench
 from facechain_ext.config import Settings
 from facechain_ext.context import FaceChainContext
 from facechain_ext.faces.dlib_backend import DlibBackend
-from facechain_ext.generation import FaceChainArgs, FaceChainJob, FusionArgs, RankingArgs, parse_args, plan_prompts
+from facechain_ext.generation_state import GenerationState
 from facechain_ext.modelcompat import dump_model
-from facechain_ext.portraits import JobRuntime
+from facechain_ext.portraits import GenerationRuntime
+from facechain_ext.prompts import plan_prompts
 from facechain_ext.ranking import RankingOptions
+from facechain_ext.schemas import FaceChainArgs, FusionArgs, RankingArgs, parse_args
 
 
-def script_runtime(models_dir: Path) -> JobRuntime:
+def script_runtime(models_dir: Path) -> GenerationRuntime:
     """What the Script's `postprocess_image` gets for `{"identity": ...}` and nothing else."""
     args = parse_args({"identity": bench.IDENTITY})
-    job = FaceChainJob(args=args, plan=plan_prompts(activation="fcsks, a person", lora_name=None, lora_weight=0.0))
-    return JobRuntime(FaceChainContext(Settings(models_dir=models_dir)), job)
+    state = GenerationState(args=args, plan=plan_prompts(activation="fcsks, a person", lora_name=None, lora_weight=0.0))
+    return GenerationRuntime(FaceChainContext(Settings(models_dir=models_dir)), state)
 
 
 def test_the_benchmark_times_the_scripts_default_configuration(tmp_path: Path) -> None:

@@ -23,8 +23,11 @@ from facechain_ext.faces.analyzer import FaceAnalyzer
 from facechain_ext.fusion import fuse_face, reference_face_of
 from facechain_ext.fusion.blend import BlendFusion
 from facechain_ext.fusion.restore import CONTEXT, context_box, restore_wanted
-from facechain_ext.generation import FaceChainJob, fusion_text, parse_args, plan_prompts
-from facechain_ext.portraits import JobRuntime, process_image
+from facechain_ext.generation_state import GenerationState
+from facechain_ext.infotext import fusion_text
+from facechain_ext.portraits import GenerationRuntime, process_image
+from facechain_ext.prompts import plan_prompts
+from facechain_ext.schemas import parse_args
 
 STRENGTH = 0.7
 
@@ -164,16 +167,16 @@ def test_fusing_the_same_image_again_gives_the_same_pixels(scene, analyzer) -> N
         assert np.array_equal(np.asarray(fuse(scene, analyzer, None).image), first)
 
 
-class GivenEmbeddingRuntime(JobRuntime):
-    """The Script's JobRuntime with the identity store replaced by the reference photo's own embedding."""
+class GivenEmbeddingRuntime(GenerationRuntime):
+    """The Script's GenerationRuntime with the identity store replaced by the reference photo's own embedding."""
 
     def embedding(self) -> np.ndarray:
         reference, face = self.reference()
         return self.analyzer.embed(reference, face)
 
 
-def fake_job(tmp_path: Path, fusion: dict) -> tuple[FaceChainContext, FaceChainJob, Image.Image]:
-    """An insightface-shaped context (ONNX fakes) with an inswapper-class model, a job and a target image."""
+def fake_generation(tmp_path: Path, fusion: dict) -> tuple[FaceChainContext, GenerationState, Image.Image]:
+    """An insightface-shaped context (ONNX fakes) with an inswapper-class model, a generation and a target image."""
     from onnx_fakes import write_buffalo_pack
     from test_fusion_backends import scene as fake_scene
     from test_fusion_backends import write_fake_inswapper
@@ -182,32 +185,32 @@ def fake_job(tmp_path: Path, fusion: dict) -> tuple[FaceChainContext, FaceChainJ
     write_fake_inswapper(tmp_path / "fusion" / "inswapper_128.onnx")
     ctx = FaceChainContext(Settings(models_dir=tmp_path, face_backend="insightface"))
     Image.fromarray(fake_scene(cell=192)).save(tmp_path / "best.png")
-    job = FaceChainJob(args=parse_args({"identity": "x", "fusion": fusion}),
+    state = GenerationState(args=parse_args({"identity": "x", "fusion": fusion}),
                        plan=plan_prompts(activation="x", lora_name=None, lora_weight=0.0))
-    job.reference_photo = str(tmp_path / "best.png")
-    return ctx, job, Image.fromarray(fake_scene())
+    state.reference_photo = str(tmp_path / "best.png")
+    return ctx, state, Image.fromarray(fake_scene())
 
 
 @pytest.mark.parametrize(
     "backend, restore_face, restored",
     [("inswapper", None, True), ("blend", None, False), ("blend", True, True), ("inswapper", False, False)],
 )
-def test_a_job_restores_after_learned_fusion_by_default(tmp_path, backend, restore_face, restored) -> None:
-    ctx, job, target = fake_job(tmp_path, {"backend": backend, "restore_face": restore_face})
+def test_a_generation_restores_after_learned_fusion_by_default(tmp_path, backend, restore_face, restored) -> None:
+    ctx, state, target = fake_generation(tmp_path, {"backend": backend, "restore_face": restore_face})
     inverter = Inverter()
-    record = job.add_record(1, 1)
-    image = process_image(GivenEmbeddingRuntime(ctx, job, find_restorer=lambda: inverter), target, record)
+    record = state.add_record(1, 1)
+    image = process_image(GivenEmbeddingRuntime(ctx, state, find_restorer=lambda: inverter), target, record)
     assert record.fused and record.restored is restored and len(inverter.inputs) == int(restored)
-    assert fusion_text(job.args.fusion, record).endswith(" restored") is restored
-    assert image.size == (512, 512) and job.comments == []
+    assert fusion_text(state.args.fusion, record).endswith(" restored") is restored
+    assert image.size == (512, 512) and state.comments == []
 
 
-def test_without_a_restorer_a_job_comments_once_and_still_fuses(tmp_path) -> None:
-    ctx, job, target = fake_job(tmp_path, {"backend": "inswapper"})
-    runtime = GivenEmbeddingRuntime(ctx, job)  # outside the webui: no host restorer to look up
-    records = [job.add_record(seed, seed) for seed in (1, 2)]
+def test_without_a_restorer_a_generation_comments_once_and_still_fuses(tmp_path) -> None:
+    ctx, state, target = fake_generation(tmp_path, {"backend": "inswapper"})
+    runtime = GivenEmbeddingRuntime(ctx, state)  # outside the webui: no host restorer to look up
+    records = [state.add_record(seed, seed) for seed in (1, 2)]
     for record in records:
         process_image(runtime, target, record)
     assert all(r.fused and not r.restored for r in records)
-    assert job.comments == ["FaceChain: face restoration after fusion is unavailable (no face restorer is available "
+    assert state.comments == ["FaceChain: face restoration after fusion is unavailable (no face restorer is available "
                             "outside the webui); images are fused without it."]

@@ -2,7 +2,7 @@
 
 The stand-in `modules.face_restoration` (tests/fakehost) follows the host: `restore_faces` uses the restorer named in
 Settings → Face restoration and returns the image unchanged when there is none. Our glue must notice that case and say
-so in the job's comments (never crash, never pretend), restore only the fused face, and write it in the infotext.
+so in the generation's comments (never crash, never pretend), restore only the fused face, and write it in the infotext.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from modules.infotext_utils import parse_generation_parameters
 
 from facechain_ext.errors import FaceChainError
 from facechain_ext.fusion.mask import build_face_mask
-from facechain_ext.generation import args_from_infotext
+from facechain_ext.infotext import args_from_infotext
 from facechain_ext.webui.api_common import parse_api_auth
 from facechain_ext.webui.api_generate import add_routes
 from facechain_ext.webui.face_restore import host_face_restorer
@@ -56,9 +56,9 @@ def plain_cache() -> dict:
 
 
 def plain_images(ctx, cache: dict) -> dict[int, tuple[np.ndarray, dict]]:
-    """The same job with restoration off (run once per module, inside whichever test asks first)."""
+    """The same generation with restoration off (run once per module, inside whichever test asks first)."""
     if not cache:
-        cache.update(by_seed(run_job(ctx, {"restore_face": False})))
+        cache.update(by_seed(run_generation(ctx, {"restore_face": False})))
     return cache
 
 
@@ -69,8 +69,8 @@ def host(fake_host, data_dir):
     processing.fake_sampler = None
 
 
-def run_job(ctx, fusion: dict) -> processing.Processed:
-    """A txt2img job with ONE dict argument (alwayson_scripts form): 4 images, 3 with a face, no ranking."""
+def run_generation(ctx, fusion: dict) -> processing.Processed:
+    """A txt2img generation with ONE dict argument (alwayson_scripts form): 4 images, 3 with a face, no ranking."""
     script = FaceChainScript(ctx)
     runner = scripts.ScriptRunner()
     script.args_from, script.args_to, script.filename = 1, 2, "facechain.py"
@@ -91,7 +91,7 @@ def test_restoration_changes_only_the_fused_faces_and_is_written_in_the_infotext
     plain = plain_images(ctx, plain_cache)
     restorer = InvertingRestorer()
     shared.face_restorers.append(restorer)
-    processed = run_job(ctx, {"restore_face": True, "restore_visibility": 1.0})
+    processed = run_generation(ctx, {"restore_face": True, "restore_visibility": 1.0})
     restored = by_seed(processed)
     assert restorer.calls == 3  # one call per fused face; the image without a face is never sent
     assert UNAVAILABLE not in processed.comments
@@ -115,11 +115,11 @@ def test_restoration_changes_only_the_fused_faces_and_is_written_in_the_infotext
         assert (changed & inverted).sum() > 0.2 * changed.sum()
 
 
-def test_without_a_host_restorer_the_job_says_so_and_keeps_the_fused_images(ctx, host, plain_cache):
+def test_without_a_host_restorer_the_generation_says_so_and_keeps_the_fused_images(ctx, host, plain_cache):
     plain = plain_images(ctx, plain_cache)
     shared.opts.face_restoration_model = "GFPGAN"  # the host's own silent no-op case: nothing by that name
     shared.face_restorers.append(InvertingRestorer("CodeFormer"))
-    processed = run_job(ctx, {"restore_face": True})
+    processed = run_generation(ctx, {"restore_face": True})
     assert len(processed.images) == 4
     assert UNAVAILABLE in processed.comments and "GFPGAN" in processed.comments
     assert "Settings → Face restoration" in processed.comments
@@ -131,7 +131,7 @@ def test_without_a_host_restorer_the_job_says_so_and_keeps_the_fused_images(ctx,
 def test_a_failing_host_restorer_is_reported_not_raised(ctx, host, plain_cache):
     plain = plain_images(ctx, plain_cache)
     shared.face_restorers.append(InvertingRestorer(fail=True))
-    processed = run_job(ctx, {"restore_face": True})
+    processed = run_generation(ctx, {"restore_face": True})
     assert "face restorer failed" in processed.comments and "CUDA out of memory" in processed.comments
     for seed, (image, params) in by_seed(processed).items():
         assert np.array_equal(image, plain[seed][0]) and "restored" not in params["FaceChain fusion"]
@@ -140,7 +140,7 @@ def test_a_failing_host_restorer_is_reported_not_raised(ctx, host, plain_cache):
 def test_by_default_the_blend_is_not_restored(ctx, host):
     restorer = InvertingRestorer()
     shared.face_restorers.append(restorer)
-    processed = run_job(ctx, {})
+    processed = run_generation(ctx, {})
     assert restorer.calls == 0 and UNAVAILABLE not in processed.comments
     assert {params["FaceChain fusion"] for _, params in by_seed(processed).values()} == {"0.7", "0.7 not-applied-no_face"}
 
