@@ -75,3 +75,19 @@ def tiny_sd(tmp_path_factory):
     from tiny_models import TinyLatentDiffusion
 
     return TinyLatentDiffusion(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="session")
+def sd15_unet():
+    """The real ldm UNetModel at SD1.5 shapes (~860 M parameters, float32), cheaply filled, built once per session."""
+    from fact_helpers import build_unet
+
+    return build_unet()
+
+
+@pytest.fixture(scope="session")
+def sd15_adapter():
+    """A real FactAdapter for the 16 SD1.5 sites (~208 M parameters) with open gates, built once per session."""
+    from fact_helpers import build_adapter
+
+    return build_adapter()
