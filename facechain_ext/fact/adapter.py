@@ -130,11 +130,14 @@ class FactAdapter(nn.Module):
             for name, tensor in block.state_dict().items()
         }
 
-    def load_checkpoint_state(self, state: Mapping[str, torch.Tensor]) -> None:
-        """Copy tensors named by checkpoint keys into the blocks; `state` must hold every key (validated earlier)."""
+    def load_checkpoint_state(self, state: Mapping[str, torch.Tensor], assign: bool = False) -> None:
+        """Load tensors named by checkpoint keys into the blocks; `state` must hold every key (validated earlier).
+
+        assign=True adopts the given tensors instead of copying (for modules built on the meta device).
+        """
         for site, block in zip(self.sites, self.blocks, strict=True):
             prefix = site.checkpoint_prefix
-            block.load_state_dict({name: state[prefix + name] for name in block.state_dict()}, strict=True)
+            block.load_state_dict({name: state[prefix + name] for name in block.state_dict()}, strict=True, assign=assign)
 
     def checkpoint_state(self) -> dict[str, torch.Tensor]:
         """The blocks' tensors under checkpoint keys (what FaceChain's `.ckpt` holds for the adapter part)."""
