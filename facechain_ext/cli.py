@@ -1,4 +1,4 @@
-"""`python -m facechain_ext`: face detection, similarity, training-photo preparation and models from the command line.
+"""`python -m facechain_ext`: face detection, similarity, training-photo preparation, models and FACT files from the command line.
 
 Every command prints exactly one JSON document on stdout (logs go to stderr) and exits non-zero when the command as a
 whole fails: 1 for a FaceChainError (the document is `{"error": {code, message, context}}`), 2 for bad arguments,
@@ -64,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     download = model_commands.add_parser("download", help="download, verify and install one manifest model")
     download.add_argument("name", metavar="NAME")
     download.add_argument("--allow-download", action="store_true", help="consent to this download (required)")
+
+    fact = commands.add_parser("fact", help="FaceChain-FACT model files")
+    fact_commands = fact.add_subparsers(dest="fact_command", required=True, parser_class=_Parser)
+    convert = fact_commands.add_parser("convert", help="write an fp16 safetensors copy of a FACT file, checked strictly")
+    convert.add_argument("source", type=Path, metavar="SRC")
+    convert.add_argument("--out", type=Path, default=None, help="output file (default: <SRC stem>.safetensors beside SRC)")
+    convert.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     return parser
 
 
@@ -161,7 +168,14 @@ def run_models(ctx: FaceChainContext, args: argparse.Namespace) -> tuple[dict[st
     return download_model(get_spec(args.name), settings, progress=progress), True
 
 
-COMMANDS = {"detect": run_detect, "similarity": run_similarity, "prepare": run_prepare, "models": run_models}
+def run_fact(ctx: FaceChainContext, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
+    """`fact convert SRC [--out DST]`: fp16 safetensors copy of a FACT release file (facechain_ext/fact/convert.py)."""
+    from .fact.convert import convert_checkpoint
+
+    return convert_checkpoint(args.source, args.out, overwrite=bool(args.overwrite)), True
+
+
+COMMANDS = {"detect": run_detect, "similarity": run_similarity, "prepare": run_prepare, "models": run_models, "fact": run_fact}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -165,6 +165,25 @@ def _load_pickled(path: Path, spec: KeySpec) -> CheckedState:
     return CheckedState(path, spec.kind, {key: state[key] for key in spec.required}, ignored, {})
 
 
+def read_key_names(path: Path) -> list[str]:
+    """The keys of a `.safetensors` file (header only) or of a pickled state dict (memory-mapped load)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FaceChainError("model_missing", f"Model file {path} does not exist.", path=str(path))
+    if path.suffix == SAFETENSORS_SUFFIX:
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt", device="cpu") as handle:
+                return list(handle.keys())
+        except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+            raise FaceChainError(
+                "unsupported_model", f"{path.name} is not a readable safetensors file ({exc}).", path=str(path)
+            ) from exc
+    state = _load_pickle(path)
+    return [str(key) for key in state] if isinstance(state, Mapping) else []
+
+
 def load_checked(path: Path, spec: KeySpec) -> CheckedState:
     """Read `path` (`.safetensors`, else a pickled state dict) and validate it against `spec` (see `check_shapes`)."""
     path = Path(path)
