@@ -78,9 +78,17 @@ def tiny_sd(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def fact_release(tmp_path_factory):
+    """Synthetic FACT release files with the published keys and shapes (tests/fact_helpers.py), written once."""
+    from fact_helpers import write_release
+
+    return write_release(tmp_path_factory.mktemp("fact_models"))
+
+
+@pytest.fixture(scope="session")
 def sd15_unet():
     """The real ldm UNetModel at SD1.5 shapes (~860 M parameters, float32), cheaply filled, built once per session."""
-    from fact_helpers import build_unet
+    from fact_hook_helpers import build_unet
 
     return build_unet()
 
@@ -88,6 +96,6 @@ def sd15_unet():
 @pytest.fixture(scope="session")
 def sd15_adapter():
     """A real FactAdapter for the 16 SD1.5 sites (~208 M parameters) with open gates, built once per session."""
-    from fact_helpers import build_adapter
+    from fact_hook_helpers import build_adapter
 
     return build_adapter()

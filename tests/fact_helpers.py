@@ -1,157 +1,143 @@
-"""Test helpers for the FACT hook: the real ldm UNetModel at SD1.5 shapes (or narrower), filled cheaply, a real
-FactAdapter with open gates, an ldm-like LatentDiffusion around a UNet, and a snapshot of everything a hook could
-leave behind.
+"""Synthetic FACT release files with exactly the published key names and shapes (random-ish fp16 weights).
 
-Random init of ~860 M parameters with torch's initialisers takes minutes on two busy cores: the modules are built on
-the meta device, materialised with `to_empty`, then filled from one pool of random numbers (a prime-sized pool, so
-rows of a matrix do not repeat in step), scaled by fan-in so activations stay O(1) through the UNet.
+The shapes are written out here from the public sources, independently of facechain_ext/fact:
+- TransFace-S (github DanJun6737/TransFace backbones/vit.py = modelscope/facechain face_adapter/vit.py, built with
+  img_size 112, patch 9, dim 512, depth 12, heads 8, mlp 4x, qkv_bias False, norm "ln"): backbone + recognition head.
+- FACT adapter (FACECHAIN_FACTS.md §5; face_attention_processor_v1.py `FaceAttnProcessor`; face_adapter_v1.py
+  `Face_Prj_Resampler`): 16 x 19 processor keys + 51 `local_fac_prj.` keys.
+Filling ~340 M parameters with a random generator is slow on a busy CPU, so every tensor is a window of one random
+pool (a prime length, so rows do not repeat in lockstep), scaled per key.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any, Optional
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
-from torch import nn
 
-from facechain_ext.fact.adapter import FactAdapter
-from facechain_ext.fact.sites import SD15_SITES, Site
-
-# ldm's v1-inference.yaml unet_config (SD1.x)
-SD15_UNET = dict(
-    image_size=32, in_channels=4, out_channels=4, model_channels=320, attention_resolutions=[4, 2, 1],
-    num_res_blocks=2, channel_mult=[1, 2, 4, 4], num_heads=8, use_spatial_transformer=True, transformer_depth=1,
-    context_dim=768, use_checkpoint=True, legacy=False,
-)
+ENCODER_NAME = "ms1mv2_model_TransFace_S.pt"
+ADAPTER_NAME = "adapter_maj_mask_large_new_reg001_faceshuffle_00290001.ckpt"
 POOL_SIZE = 1_000_003
-OPEN = 0.6  # the gates' value in tests with an open adapter (tanh 0.6 ≈ 0.54)
+
+# (diffusers block path, hidden size) of the 16 SD1.5 transformer blocks, in UNet order.
+SD15_BLOCKS = (
+    [(f"down_blocks.{b}.attentions.{a}.transformer_blocks.0", (320, 640, 1280)[b]) for b in range(3) for a in range(2)]
+    + [("mid_block.attentions.0.transformer_blocks.0", 1280)]
+    + [(f"up_blocks.{b}.attentions.{a}.transformer_blocks.0", (1280, 640, 320)[b - 1]) for b in (1, 2, 3) for a in range(3)]
+)
 
 
-def narrow_unet_config(model_channels: int = 32, in_channels: int = 4) -> dict:
-    """The SD1.x UNet topology (16 transformer sites, context 768) at a fraction of the width."""
-    return {**SD15_UNET, "model_channels": model_channels, "in_channels": in_channels}
+def published_encoder_backbone() -> dict[str, tuple[int, ...]]:
+    shapes: dict[str, tuple[int, ...]] = {
+        "pos_embed": (1, 144, 512),
+        "patch_embed.proj.weight": (512, 3, 9, 9),
+        "patch_embed.proj.bias": (512,),
+    }
+    for i in range(12):
+        p = f"blocks.{i}."
+        shapes.update({
+            p + "norm1.weight": (512,), p + "norm1.bias": (512,),
+            p + "attn.qkv.weight": (1536, 512),
+            p + "attn.proj.weight": (512, 512), p + "attn.proj.bias": (512,),
+            p + "norm2.weight": (512,), p + "norm2.bias": (512,),
+            p + "mlp.fc1.weight": (2048, 512), p + "mlp.fc1.bias": (2048,),
+            p + "mlp.fc2.weight": (512, 2048), p + "mlp.fc2.bias": (512,),
+        })  # fmt: skip
+    shapes.update({"norm.weight": (512,), "norm.bias": (512,)})
+    return shapes
 
 
-def sites_for(model_channels: int) -> tuple[Site, ...]:
-    """SD15_SITES with the widths of a UNet of `model_channels` (320 for SD1.x itself)."""
-    return tuple(Site(s.diffusers, s.compvis, s.hidden * model_channels // 320) for s in SD15_SITES)
+def published_encoder_head() -> dict[str, tuple[int, ...]]:
+    shapes: dict[str, tuple[int, ...]] = {"mask_token": (1, 1, 512), "feature.0.weight": (512, 144 * 512)}
+    for i in (1, 3):
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            shapes[f"feature.{i}.{name}"] = (512,)
+        shapes[f"feature.{i}.num_batches_tracked"] = ()
+    shapes.update({"feature.2.weight": (512, 512), "senet.0.weight": (144, 144 * 512), "senet.2.weight": (144, 144)})
+    return shapes
 
 
-def _copy_from_pool(flat: torch.Tensor, pool: torch.Tensor, start: int) -> None:
-    """flat[:] = pool[start:], pool, pool, ... (chunked in-place copies: no big temporaries)."""
-    done = 0
-    while done < flat.numel():
-        count = min(pool.numel() - start, flat.numel() - done)
-        flat[done:done + count].copy_(pool[start:start + count])
-        done, start = done + count, 0
+def published_adapter() -> dict[str, tuple[int, ...]]:
+    shapes: dict[str, tuple[int, ...]] = {}
+    for block, h in SD15_BLOCKS:
+        p = f"{block}.attn2.processor."
+        shapes.update({
+            p + "alpha_attn": (), p + "alpha_dense": (),
+            p + "linear.weight": (h, 768), p + "linear.bias": (h,),
+            p + "attn.to_q.weight": (h, h), p + "attn.to_k.weight": (h, h), p + "attn.to_v.weight": (h, h),
+            p + "attn.to_out.0.weight": (h, h), p + "attn.to_out.0.bias": (h,),
+            p + "ff.net.0.proj.weight": (8 * h, h), p + "ff.net.0.proj.bias": (8 * h,),
+            p + "ff.net.2.weight": (h, 4 * h), p + "ff.net.2.bias": (h,),
+            p + "norm1.weight": (h,), p + "norm1.bias": (h,), p + "norm2.weight": (h,), p + "norm2.bias": (h,),
+            p + "ln.weight": (h,), p + "ln.bias": (h,),
+        })  # fmt: skip
+    r = "local_fac_prj."
+    shapes.update({r + "latents": (1, 16, 1024), r + "proj_in.weight": (1024, 512), r + "proj_in.bias": (1024,),
+                   r + "proj_out.weight": (768, 1024), r + "proj_out.bias": (768,),
+                   r + "norm_out.weight": (768,), r + "norm_out.bias": (768,)})  # fmt: skip
+    for i in range(4):
+        p = f"{r}layers.{i}."
+        shapes.update({
+            p + "0.norm1.weight": (1024,), p + "0.norm1.bias": (1024,), p + "0.norm2.weight": (1024,), p + "0.norm2.bias": (1024,),
+            p + "0.to_q.weight": (768, 1024), p + "0.to_kv.weight": (1536, 1024), p + "0.to_out.weight": (1024, 768),
+            p + "1.0.weight": (1024,), p + "1.0.bias": (1024,), p + "1.1.weight": (4096, 1024), p + "1.3.weight": (1024, 4096),
+        })  # fmt: skip
+    return shapes
 
 
-def cheap_fill(module: nn.Module, seed: int = 0) -> nn.Module:
-    """Fill every parameter/buffer: weights ~ U(-1, 1)·sqrt(3/fan_in), norm scales ≈ 1, biases small."""
+def _is_norm_weight(key: str) -> bool:
+    norm_names = ("norm1.weight", "norm2.weight", "norm.weight", "norm_out.weight", "ln.weight", "1.0.weight")
+    return key.endswith(norm_names) or key in ("feature.1.weight", "feature.3.weight")
+
+
+def fill(shapes: dict[str, tuple[int, ...]], seed: int, dtype: torch.dtype = torch.float16) -> dict[str, torch.Tensor]:
+    """Deterministic tensors for `shapes`: weights ~ U(-1, 1)/sqrt(fan_in), norms ~ 1 +- 0.1, gates 0.2-0.6."""
     pool = torch.rand(POOL_SIZE, generator=torch.Generator().manual_seed(seed)) * 2 - 1
-    with torch.no_grad():
-        for index, (name, tensor) in enumerate(list(module.named_parameters()) + list(module.named_buffers())):
-            _copy_from_pool(tensor.view(-1), pool, (index * 7919 + seed * 104729) % POOL_SIZE)
-            if tensor.dim() >= 2:
-                tensor.mul_(math.sqrt(3.0 / tensor[0].numel()))
-            elif name.endswith("weight"):
-                tensor.mul_(0.1).add_(1.0)
-            else:
-                tensor.mul_(0.02)
-    return module
+    out: dict[str, torch.Tensor] = {}
+    for key, shape in shapes.items():
+        if key.endswith("num_batches_tracked"):
+            out[key] = torch.tensor(1000, dtype=torch.int64)
+            continue
+        n = max(1, torch.Size(shape).numel())
+        start = zlib.crc32(key.encode()) % POOL_SIZE
+        reps = (start + n) // POOL_SIZE + 1
+        values = (pool.repeat(reps) if reps > 1 else pool)[start : start + n].reshape(shape)
+        if key.endswith(("alpha_attn", "alpha_dense")):
+            tensor = 0.4 + 0.2 * values
+        elif _is_norm_weight(key):
+            tensor = 1.0 + 0.1 * values
+        elif key.endswith("running_var"):
+            tensor = 1.0 + 0.5 * values.abs()
+        elif len(shape) >= 2 and key != "pos_embed" and not key.endswith(("latents", "mask_token")):
+            fan_in = torch.Size(shape[1:]).numel()
+            tensor = values / fan_in**0.5
+        else:
+            tensor = 0.02 * values
+        out[key] = tensor.to(dtype).contiguous()
+    return out
 
 
-def build_unet(config: Optional[dict] = None, seed: int = 0) -> nn.Module:
-    from ldm.modules.diffusionmodules.openaimodel import UNetModel
+@dataclass
+class FactRelease:
+    folder: Path  # <models_dir>/fact
+    encoder: Path
+    adapter: Path
+    encoder_state: dict[str, torch.Tensor]
+    adapter_state: dict[str, torch.Tensor]
 
-    with torch.device("meta"):
-        unet = UNetModel(**(config or SD15_UNET))
-    return cheap_fill(unet.to_empty(device="cpu"), seed).eval().requires_grad_(False)
-
-
-def build_adapter(sites: tuple[Site, ...] = SD15_SITES, seed: int = 1, gate: float = OPEN) -> FactAdapter:
-    """A real FactAdapter, filled, with both gates of every block at `gate` (0 = closed, FACT's initial state)."""
-    with torch.device("meta"):
-        adapter = FactAdapter(sites)
-    adapter = cheap_fill(adapter.to_empty(device="cpu"), seed).eval().requires_grad_(False)
-    set_gates(adapter, gate)
-    return adapter
+    @property
+    def models_dir(self) -> Path:
+        return self.folder.parent
 
 
-def set_gates(adapter: FactAdapter, gate: float) -> None:
-    with torch.no_grad():
-        for block in adapter.blocks:
-            block.alpha_attn.fill_(gate)
-            block.alpha_dense.fill_(gate)
-
-
-def pairs(adapter: FactAdapter) -> list[tuple[Site, Any]]:
-    return [(site, adapter.block(site)) for site in adapter.sites]
-
-
-def tokens(seed: int, photos: int = 1) -> torch.Tensor:
-    """(1, 16·photos, 768) token-like values (the resampler ends in a LayerNorm: O(1) entries)."""
-    return torch.randn(1, 16 * photos, 768, generator=torch.Generator().manual_seed(seed))
-
-
-def text_cond(seed: int, chunks: int = 1) -> torch.Tensor:
-    """(77·chunks, 768) values standing for one prompt's CLIP encoding."""
-    return torch.randn(77 * chunks, 768, generator=torch.Generator().manual_seed(seed))
-
-
-def bits(tensor: torch.Tensor) -> torch.Tensor:
-    """The raw bit patterns of a float32 tensor, for bit-identity checks (also tells -0.0 from 0.0)."""
-    return tensor.detach().contiguous().view(torch.int32)
-
-
-def snapshot(unet: nn.Module) -> dict[str, Any]:
-    """Everything a hook could leave behind: module objects, their instance attributes (forward/_forward
-    included) and the contents of every hook dict."""
-    state = {}
-    for name, module in unet.named_modules():
-        state[name] = (
-            id(module),
-            type(module),
-            tuple(sorted(k for k in vars(module) if not k.startswith("_") or k in ("_forward",))),
-            {k: id(v) for k, v in vars(module).items() if k in ("forward", "_forward")},
-            tuple(module._forward_pre_hooks.items()),
-            tuple(module._forward_hooks.items()),
-            tuple(sorted(getattr(module, "_forward_pre_hooks_with_kwargs", {}))),
-            tuple(sorted(getattr(module, "_forward_hooks_with_kwargs", {}))),
-        )
-    return state
-
-
-class DiffusionWrapper(nn.Module):
-    """ldm.models.diffusion.ddpm.DiffusionWrapper.forward for the keys SD1 models use ('crossattn' and the
-    inpainting models' 'hybrid'); the real class cannot be imported here (its module needs torchvision)."""
-
-    def __init__(self, diffusion_model: nn.Module, conditioning_key: str = "crossattn") -> None:
-        super().__init__()
-        self.diffusion_model = diffusion_model
-        self.conditioning_key = conditioning_key
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor, c_concat: list = None, c_crossattn: list = None) -> torch.Tensor:
-        if self.conditioning_key == "crossattn":
-            return self.diffusion_model(x, t, context=torch.cat(c_crossattn, 1))
-        if self.conditioning_key == "hybrid":
-            return self.diffusion_model(torch.cat([x] + c_concat, dim=1), t, context=torch.cat(c_crossattn, 1))
-        raise NotImplementedError(self.conditioning_key)
-
-
-class FakeLatentDiffusion(nn.Module):
-    """The parts of ldm's LatentDiffusion (+ webui fields) the sampling path and our hook touch."""
-
-    def __init__(self, unet: nn.Module, conditioning_key: str = "crossattn", *, is_sd1: bool = True, title: str = "sd15-test") -> None:
-        super().__init__()
-        self.model = DiffusionWrapper(unet, conditioning_key)
-        self.is_sd1, self.is_sd2, self.is_sdxl = is_sd1, False, False
-        self.cond_stage_key = "txt"
-        self.lowvram = False
-        self.sd_checkpoint_info = type("CheckpointInfo", (), {"title": title, "name": title})()
-        self.cond_stage_model_empty_prompt = text_cond(999)[None]  # (1, 77, 768): the empty prompt's encoding
-
-    def apply_model(self, x_noisy: torch.Tensor, t: torch.Tensor, cond: dict) -> torch.Tensor:
-        # webui's sd_hijack_unet casts the conditioning to the UNet dtype; LatentDiffusion.apply_model unpacks the dict
-        return self.model(x_noisy, t, **cond)
+def write_release(models_dir: Path) -> FactRelease:
+    """`<models_dir>/fact/` with the encoder (.pt, backbone + head) and the "maj" adapter (.ckpt), pickled by torch.save."""
+    folder = models_dir / "fact"
+    folder.mkdir(parents=True, exist_ok=True)
+    encoder_state = fill({**published_encoder_backbone(), **published_encoder_head()}, seed=1)
+    adapter_state = fill(published_adapter(), seed=2)
+    torch.save(encoder_state, folder / ENCODER_NAME)
+    torch.save(adapter_state, folder / ADAPTER_NAME)
+    return FactRelease(folder, folder / ENCODER_NAME, folder / ADAPTER_NAME, encoder_state, adapter_state)

@@ -15,7 +15,7 @@ import contextlib
 import pytest
 import torch
 import torch.nn.functional as F
-from fact_helpers import OPEN, bits, pairs, set_gates, snapshot, text_cond, tokens
+from fact_hook_helpers import OPEN, bits, pairs, set_gates, snapshot, text_cond, tokens
 from ldm.modules.attention import BasicTransformerBlock, CrossAttention
 from ldm.modules.diffusionmodules.openaimodel import UNetModel
 

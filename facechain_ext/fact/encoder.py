@@ -6,7 +6,7 @@ embed_dim=512, depth=12, num_heads=8, norm_layer="ln", mlp ReLU6 x4, qkv without
 
     x = Conv2d(3, 512, k=9, s=9)(img) -> (B, 144, 512) + pos_embed     # 112 // 9 = 12 -> 12 x 12 patches
     12 x [x = x + Attn(LN(x)); x = x + MLP(LN(x))]                     # pre-norm blocks
-    tokens = LN(x)                                                     # computed in float32, as TransFace does
+    tokens = LN(x)                                                     # in >= float32, as TransFace does
 
 FACT feeds all 144 tokens after the final LayerNorm to the resampler (face_adapter_v1.py `Face_Transformer` takes the
 "local rep", not the pooled ID embedding). The published file also holds TransFace's recognition head (`feature.*`,
@@ -55,7 +55,7 @@ class _PatchEmbed(nn.Module):
 
 
 class _Attention(nn.Module):
-    """`qkv` (3*512, 512) without bias, `proj` with bias; softmax attention in float32 (as TransFace)."""
+    """`qkv` (3*512, 512) without bias, `proj` with bias; softmax attention in >= float32 (as TransFace)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -64,7 +64,8 @@ class _Attention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
-        q, k, v = self.qkv(x).reshape(b, n, 3, HEADS, c // HEADS).permute(2, 0, 3, 1, 4).float()
+        wide = torch.promote_types(x.dtype, torch.float32)  # at least float32, as TransFace (autocast off)
+        q, k, v = self.qkv(x).reshape(b, n, 3, HEADS, c // HEADS).permute(2, 0, 3, 1, 4).to(wide)
         out = F.scaled_dot_product_attention(q, k, v)  # scale (c / heads) ** -0.5, TransFace's default
         return self.proj(out.transpose(1, 2).reshape(b, n, c).to(x.dtype))
 
@@ -113,6 +114,6 @@ class TransFaceViT(nn.Module):
         x = self.patch_embed(img) + self.pos_embed
         for block in self.blocks:
             x = block(x)
-        norm = self.norm
-        out = F.layer_norm(x.float(), (DIM,), norm.weight.float(), norm.bias.float(), norm.eps)
+        norm, wide = self.norm, torch.promote_types(x.dtype, torch.float32)
+        out = F.layer_norm(x.to(wide), (DIM,), norm.weight.to(wide), norm.bias.to(wide), norm.eps)
         return out.to(self.pos_embed.dtype)

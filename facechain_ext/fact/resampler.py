@@ -45,10 +45,10 @@ class PerceiverAttention(nn.Module):
         def split(t: torch.Tensor) -> torch.Tensor:  # (B, L, inner) -> (B, heads, L, dim_head)
             return t.reshape(b, t.shape[1], self.heads, self.dim_head).transpose(1, 2)
 
-        # Scale q and k by dim_head^-1/4 each before the product and take the softmax in float32: keeps fp16 finite.
+        # Scale q and k by dim_head^-1/4 each before the product and take the softmax in >= float32: keeps fp16 finite.
         root = self.dim_head**-0.25
         weights = (split(q) * root) @ (split(k) * root).transpose(-2, -1)
-        weights = torch.softmax(weights.float(), dim=-1).to(weights.dtype)
+        weights = torch.softmax(weights.to(torch.promote_types(weights.dtype, torch.float32)), dim=-1).to(weights.dtype)
         out = (weights @ split(v)).transpose(1, 2).reshape(b, q_len, -1)
         return self.to_out(out)
 
