@@ -70,15 +70,25 @@ def test_convert_writes_fp16_safetensors_that_load_strictly(fact_release, tmp_pa
     out = tmp_path / "fact"
     out.mkdir()
     code, doc = _convert(fact_release.encoder, "--out", str(out / converted_name(ENCODER_NAME)), capsys=capsys)
-    assert code == 0 and doc["tensors"] == len(published_encoder_backbone()) and doc["dropped"] == sorted(published_encoder_head())
+    assert (
+        code == 0 and doc["tensors"] == len(published_encoder_backbone()) and doc["dropped"] == sorted(published_encoder_head())
+    )
     code, doc = _convert(fact_release.adapter, "--out", str(out / converted_name(ADAPTER_NAME)), capsys=capsys)
-    assert code == 0 and doc["kind"] == "FACT adapter" and doc["tensors"] == 355 and doc["parameters"] == pytest.approx(255.5e6, rel=1e-3)
+    assert (
+        code == 0
+        and doc["kind"] == "FACT adapter"
+        and doc["tensors"] == 355
+        and doc["parameters"] == pytest.approx(255.5e6, rel=1e-3)
+    )
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
     files = find_fact_files(tmp_path)
     assert files.encoder.suffix == files.adapter.suffix == ".safetensors"
     state = load_adapter_state(files.adapter)
     assert all(t.dtype == torch.float16 for t in state.tensors.values())
-    for key in ("local_fac_prj.layers.3.1.3.weight", "down_blocks.0.attentions.0.transformer_blocks.0.attn2.processor.alpha_attn"):
+    for key in (
+        "local_fac_prj.layers.3.1.3.weight",
+        "down_blocks.0.attentions.0.transformer_blocks.0.attn2.processor.alpha_attn",
+    ):
         assert torch.equal(state.tensors[key], fact_release.adapter_state[key])
     assert state.metadata["facechain_fact_source"] == ADAPTER_NAME
     model = load_fact_model(files, dtype=torch.float16)
@@ -121,7 +131,9 @@ def test_unexpected_keys_of_ours_fail_and_foreign_keys_are_ignored() -> None:
         check_shapes(Path("a.ckpt"), spec, extra, dict.fromkeys(extra, True))
     with pytest.raises(FaceChainError, match="unexpected key 'head.weight'"):  # the encoder file is exactly TransFace's
         enc = encoder_spec()
-        check_shapes(Path("e.pt"), enc, {**enc.required, "head.weight": (2, 2)}, dict.fromkeys([*enc.required, "head.weight"], True))
+        check_shapes(
+            Path("e.pt"), enc, {**enc.required, "head.weight": (2, 2)}, dict.fromkeys([*enc.required, "head.weight"], True)
+        )
     with pytest.raises(FaceChainError, match="not a floating-point tensor"):
         check_shapes(Path("a.ckpt"), spec, spec.required, {**dict.fromkeys(spec.required, True), "local_fac_prj.latents": False})
 
@@ -167,3 +179,12 @@ def test_missing_files_say_which_and_where(tmp_path: Path, fact_release) -> None
     assert err.value.code == "model_missing" and err.value.context["file"] == ADAPTER_FILES["film"]
     with pytest.raises(FaceChainError, match="variant"):
         find_fact_files(tmp_path, "sdxl")
+
+
+def test_convert_refuses_bad_targets_before_reading(fact_release, tmp_path: Path) -> None:
+    with pytest.raises(FaceChainError, match="must end in .safetensors"):
+        convert_checkpoint(fact_release.encoder, tmp_path / "copy.pt")
+    with pytest.raises(FaceChainError) as err:
+        convert_checkpoint(tmp_path / "absent.pt", tmp_path / "absent.safetensors")
+    assert err.value.code == "model_missing"
+    assert not (tmp_path / "absent.safetensors").exists()
