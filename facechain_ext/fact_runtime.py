@@ -130,6 +130,10 @@ class FactRuntime:
     def owns(self, p: Any) -> bool:
         return self._owner is not None and self._owner() is p
 
+    def owner(self) -> Any:
+        """The processing object of the generation the hook serves (None when none, or it is gone)."""
+        return self._owner() if self._owner is not None else None
+
     def attached_to(self, unet: nn.Module) -> bool:
         return self.attachment is not None and self.attachment.attached and self.attachment.unet is unet
 
