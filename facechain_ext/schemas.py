@@ -10,7 +10,7 @@ Also here: `FaceChainArgs`, the ONE argument model of a FaceChain generation, sh
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, Field
 
@@ -212,6 +212,12 @@ class FaceChainArgs(BaseModel):
     style: Optional[str] = None
     fusion: FusionArgs = FusionArgs()
     ranking: RankingArgs = RankingArgs()
+    # issue 8: how the likeness gets in. "auto": the identity's LoRA when it has one, else FACT when installed
+    # (fact_runtime.resolve_conditioning). FACT: FaceChain's train-free face adapter, SD1.x only.
+    conditioning: Literal["auto", "lora", "fact", "lora+fact"] = "auto"
+    fact_scale: float = Field(default=0.5, ge=0.0, le=1.5)  # FaceChain: 0.5 txt2img, 0.55 inpainting
+    fact_photos: Optional[list[str]] = None  # the identity's photos FACT uses, by name (default: the best by quality)
+    fact_photo_count: int = Field(default=1, ge=1, le=4)  # how many of the best photos when fact_photos is unset
 
     class Config:
         extra = "forbid"

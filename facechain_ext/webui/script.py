@@ -25,6 +25,7 @@ from ..infotext import KEY_FUSION, KEY_LORA, KEY_SIMILARITY, args_to_infotext, f
 from ..portraits import GenerationRuntime, process_image, rank_records, resolve_generation
 from ..prompts import build_negative, build_prompt
 from ..schemas import FaceChainArgs, args_from_script_args
+from . import fact_hook
 from .script_ui import build_script_ui
 
 log = logging.getLogger("facechain")
@@ -67,6 +68,7 @@ class FaceChainScript(scripts.Script):
         detach_state(p)  # a copied `p` (X/Y/Z plot) or an earlier failed run must not leak its state into this one
         if hasattr(p, RUNTIME_ATTR):
             delattr(p, RUNTIME_ATTR)
+        fact_hook.reset(self.context())  # a FACT hook left by a generation that raised or was interrupted
         try:
             args = args_from_script_args(script_args)
             if not args.enabled:
@@ -76,6 +78,7 @@ class FaceChainScript(scripts.Script):
             _comment(p, f"FaceChain is off for this job: {err.message}")
             return
         attach_state(p, state)
+        fact_hook.prepare(self.context(), p, state, self.context().identities.path(str(args.identity)))
         for text in state.comments:
             _comment(p, text)
         _add_infotext(p, state)
@@ -90,6 +93,10 @@ class FaceChainScript(scripts.Script):
         negatives = getattr(p, "negative_prompts", None) or []
         negatives[:] = [build_negative(text, state.plan) for text in negatives]
         _write_back(p, batch_number, batch, negatives)
+
+    def process_before_every_sampling(self, p: Any, *script_args: Any, **kwargs: Any) -> None:
+        """A1111 >= 1.10: before the first pass and before the hires pass (kwargs x, noise, c, uc): hook FACT in."""
+        fact_hook.before_sampling(self.context(), p)
 
     def postprocess_image(self, p: Any, pp: Any, *script_args: Any) -> None:
         state = get_state(p)
@@ -110,6 +117,7 @@ class FaceChainScript(scripts.Script):
             _comment(p, text)
 
     def postprocess(self, p: Any, processed: Any, *script_args: Any) -> None:
+        fact_hook.finish(self.context(), p)
         state = get_state(p)
         if state is None:
             return

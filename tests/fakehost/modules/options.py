@@ -153,4 +153,11 @@ def builtin_options() -> dict[str, OptionInfo]:
         "sd_model_checkpoint": OptionInfo(None, "Stable Diffusion checkpoint"),
         "sd_lora": OptionInfo("None", "Add network to prompt"),
         "lora_preferred_name": OptionInfo("Alias from file", "When adding to prompt, refer to Lora by"),
+        # sampler parameters the CFG denoiser reads (modules/shared_options.py, A1111 1.10 defaults)
+        "batch_cond_uncond": OptionInfo(True, "Batch cond/uncond"),
+        "pad_cond_uncond": OptionInfo(False, "Pad prompt/negative prompt"),
+        "pad_cond_uncond_v0": OptionInfo(False, "Pad prompt/negative prompt (v0)"),
+        "s_min_uncond": OptionInfo(0.0, "Negative Guidance minimum sigma"),
+        "s_min_uncond_all": OptionInfo(False, "Negative Guidance minimum sigma all steps"),
+        "skip_early_cond": OptionInfo(0.0, "Ignore negative prompt during early sampling"),
     }
