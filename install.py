@@ -63,6 +63,10 @@ REQUIREMENTS = (
                 skip_on_forge=True),
     Requirement(("peft",), ">=0.10.0,<=0.13.2", "peft==0.13.2", "LoRA training", skip_on_forge=True,
                 needs_torch=True),
+    # ModelScope's hub client lists FACT's files with their sha256 (downloads happen only with the user's consent).
+    # 1.28-1.37 need only requests/tqdm/urllib3/filelock/packaging/setuptools; 1.38+ pull modelscope-hub and
+    # cryptography and list no sha256. Any installed modelscope >= 1.28 (another extension's) is left alone.
+    Requirement(("modelscope",), ">=1.28", "modelscope>=1.28,<1.38", "FACT model downloads (ModelScope hub client)"),
 )
 
 

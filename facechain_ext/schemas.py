@@ -40,8 +40,10 @@ class VersionResponse(BaseModel):
 
 
 class ModelFileInfo(BaseModel):
-    name: str
+    name: str = Field(..., description="the file's release name")
     present: bool
+    installed_as: str | None = Field(None, description="the file found in the folder: the release name, or a "
+                                     "converted copy used instead (e.g. FACT's fp16 .safetensors)")
     size: int | None = None
     expected_size: int | None = Field(None, description="bytes of the published file, when the manifest knows it")
     size_ok: bool | None = Field(None, description="size equals the published one (null: unknown or absent)")
