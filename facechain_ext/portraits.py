@@ -71,25 +71,32 @@ def _style_lora_available(ctx: FaceChainContext, style: Optional[Style]) -> bool
     return path is not None and path.is_file()
 
 
-def _fact_installed(ctx: FaceChainContext) -> bool:
-    """Whether FACT's model files are in place (a directory look-up; nothing is loaded)."""
+def fact_problem(ctx: FaceChainContext) -> Optional[str]:
+    """Why FACT cannot stand in (its first missing file, where it belongs and how to get it); None when its files are
+    in place (a directory look-up; nothing is loaded)."""
     from .fact.files import find_fact_files
 
     try:
         find_fact_files(ctx.settings.models_dir)
-    except FaceChainError:
-        return False
-    return True
+    except FaceChainError as err:
+        return err.message
+    return None
 
 
-def _lora_comments(state: GenerationState, name: str, missing_file: Optional[str], use_fact: bool) -> None:
+def _lora_comments(state: GenerationState, name: str, missing_file: Optional[str], use_fact: bool,
+                   no_fact: Optional[str]) -> None:
+    fallback = "generating with its trigger and phrase only."
+    if no_fact is not None:  # "auto" wanted FACT in place of the LoRA: say which file is missing and how to get it
+        fallback = (f"FACT (train-free) cannot stand in: {no_fact} Until then, FaceChain generates with its trigger "
+                    "and phrase only.")
     if missing_file is not None:
         state.comment(f"FaceChain: the LoRA file {missing_file} of identity {name!r} is missing; "
-                      + ("using FACT for the likeness." if use_fact else "generating with its trigger and phrase only."))
+                      + ("using FACT for the likeness." if use_fact else fallback))
     elif state.lora_name is None and use_fact:
         state.comment(f"FaceChain: identity {name!r} has no trained LoRA yet; using FACT (train-free) for the likeness.")
     elif state.lora_name is None:
-        state.comment(f"FaceChain: identity {name!r} has no trained LoRA yet; using its trigger and phrase only.")
+        state.comment(f"FaceChain: identity {name!r} has no trained LoRA yet; "
+                      + (fallback if no_fact else "using its trigger and phrase only."))
 
 
 def resolve_generation(ctx: FaceChainContext, args: FaceChainArgs, family: str = "unknown") -> GenerationState:
@@ -106,9 +113,10 @@ def resolve_generation(ctx: FaceChainContext, args: FaceChainArgs, family: str =
     missing_file = _missing_lora_file(identity, lora_name)
     if missing_file is not None:
         lora_name = None  # a <lora:...> the host cannot find would only produce a console warning
+    # "auto" without a usable LoRA: FACT stands in when its files are there (else the comment says what is missing)
+    no_fact = fact_problem(ctx) if args.conditioning == "auto" and lora_name is None else None
     use_lora, use_fact = resolve_conditioning(
-        args.conditioning, has_lora=lora_name is not None,
-        fact_installed=args.conditioning == "auto" and _fact_installed(ctx),
+        args.conditioning, has_lora=lora_name is not None, fact_installed=no_fact is None,
     )
     if not use_lora:
         lora_name = None
@@ -122,7 +130,7 @@ def resolve_generation(ctx: FaceChainContext, args: FaceChainArgs, family: str =
     best = getattr(identity, "best_photo_path", None)
     state.reference_photo = str(best) if best else None
     if args.conditioning != "fact":
-        _lora_comments(state, identity.name, missing_file, use_fact)
+        _lora_comments(state, identity.name, missing_file, use_fact, no_fact)
     if lora_name is not None and family in ("sd2", "sdxl"):
         state.comment(f"FaceChain: the LoRA of identity {identity.name!r} is an SD1 LoRA and the loaded checkpoint is "
                       f"{family.upper()}: the host cannot apply it; load an SD1.5 checkpoint for the likeness.")

@@ -21,7 +21,19 @@ from ..context import FaceChainContext
 from ..diffusion.family import model_family
 from ..errors import FaceChainError
 from ..generation_state import GenerationState, attach_state, detach_state, get_state
-from ..infotext import KEY_FUSION, KEY_LORA, KEY_SIMILARITY, args_to_infotext, fusion_text, similarity_text
+from ..infotext import (
+    KEY_CONDITIONING,
+    KEY_FACT_PHOTOS,
+    KEY_FACT_SCALE,
+    KEY_FUSION,
+    KEY_LORA,
+    KEY_SIMILARITY,
+    args_to_infotext,
+    conditioning_infotext,
+    fusion_text,
+    similarity_text,
+    used_conditioning,
+)
 from ..portraits import GenerationRuntime, process_image, rank_records, resolve_generation
 from ..prompts import build_negative, build_prompt
 from ..schemas import FaceChainArgs, args_from_script_args
@@ -189,6 +201,13 @@ def _add_infotext(p: Any, state: GenerationState) -> None:
     strength = state.args.fusion.strength if state.args.fusion.enabled else None
     params[KEY_FUSION] = lambda **kw: fusion_text(strength, lookup(**kw))
     params[KEY_SIMILARITY] = lambda **kw: similarity_text(lookup(**kw))
+    for key in (KEY_CONDITIONING, KEY_FACT_SCALE, KEY_FACT_PHOTOS):
+        params[key] = _conditioning_field(state, key)
+
+
+def _conditioning_field(state: GenerationState, key: str) -> Callable[..., Optional[str]]:
+    """An infotext value evaluated per image: what the generation actually used (FACT may stop during sampling)."""
+    return lambda **_: conditioning_infotext(state.args, used_conditioning(state)).get(key)
 
 
 def reorder_processed(processed: Any, state: GenerationState) -> None:
