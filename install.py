@@ -47,6 +47,7 @@ class Requirement:
     no_deps: bool = False
     skip_on_forge: bool = False  # Forge ships it at its own pinned version
     needs_torch: bool = False  # without an installed torch, pip would pull a multi-GB CUDA torch for it
+    optional: bool = False  # a failed install is reported and the others still go in (a format, not a feature)
 
 
 REQUIREMENTS = (
@@ -65,8 +66,13 @@ REQUIREMENTS = (
                 needs_torch=True),
     # ModelScope's hub client lists FACT's files with their sha256 (downloads happen only with the user's consent).
     # 1.28-1.37 need only requests/tqdm/urllib3/filelock/packaging/setuptools; 1.38+ pull modelscope-hub and
-    # cryptography and list no sha256. Any installed modelscope >= 1.28 (another extension's) is left alone.
-    Requirement(("modelscope",), ">=1.28", "modelscope>=1.28,<1.38", "FACT model downloads (ModelScope hub client)"),
+    # cryptography and list no sha256. Any installed modelscope >= 1.28 (another extension's) is left alone;
+    # optional: without it FACT's files are installed by hand.
+    Requirement(("modelscope",), ">=1.28", "modelscope>=1.28,<1.38", "FACT model downloads (ModelScope hub client)",
+                optional=True),
+    # HEIC/HEIF (iPhone) and AVIF photos. Under the host's Pillow 9.5.0 pin pip resolves 0.16.0 (wheels for
+    # CPython 3.10 on Linux and Windows); < 0.22 keeps its AVIF decoder (deprecated in 0.22, gone in 1.x).
+    Requirement(("pillow-heif",), ">=0.10", "pillow-heif>=0.10,<0.22", "HEIC and AVIF phone photos", optional=True),
 )
 
 
@@ -81,6 +87,7 @@ class PipAction:
     requirement: str  # e.g. "insightface==2.1"
     no_deps: bool
     why: str
+    optional: bool = False
 
     def command(self, constraints: str | None = None) -> str:
         parts = ["install", f'"{self.requirement}"']
@@ -96,12 +103,12 @@ class Plan:
     actions: list[PipAction] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # problems we will not fix by installing (told, not fatal)
 
-    def add(self, requirement: str, why: str, *, no_deps: bool = False) -> None:
+    def add(self, requirement: str, why: str, *, no_deps: bool = False, optional: bool = False) -> None:
         name = requirement_name(requirement)
         if name in HOST_PINNED:  # belt and braces: the table above never asks for one
             self.notes.append(f"{name} is pinned by the webui; FaceChain will not change it ({why}).")
             return
-        self.actions.append(PipAction(requirement, no_deps, why))
+        self.actions.append(PipAction(requirement, no_deps, why, optional))
 
 
 def normalize(name: str) -> str:
@@ -144,7 +151,7 @@ def _plan_requirement(req: Requirement, installed: Mapping[str, str], env: Envir
     if found is not None and normalize(found[0]) in HOST_PINNED:
         plan.notes.append(f"{found[0]} {found[1]} is outside {req.accept} but pinned by the webui; left as is.")
         return
-    plan.add(req.install, req.why, no_deps=req.no_deps)
+    plan.add(req.install, req.why, no_deps=req.no_deps, optional=req.optional)
 
 
 def _plan_onnx(installed: Mapping[str, str], plan: Plan) -> None:
@@ -185,6 +192,7 @@ def plan_installs(installed: Mapping[str, str], env: Environment) -> Plan:
     _plan_onnx(versions, plan)
     _plan_onnxruntime(versions, plan)
     _plan_opencv(versions, env, plan)
+    plan.actions.sort(key=lambda action: action.optional)  # stable: the required ones first, in table order
     return plan
 
 
@@ -289,8 +297,10 @@ def run(launch_module: object) -> int:
                 launch_module.run_pip(action.command(constraints), f"FaceChain requirement: {action.requirement}")
             except Exception as exc:  # noqa: BLE001 - one line, not a traceback storm
                 print(f"FaceChain: could not install {action.requirement} (needed for {action.why}): "
-                      f"{short_reason(exc)}. The FaceChain tab lists what is unavailable.")
-                return 1
+                      f"{short_reason(exc)}. " + ("Everything else works without it." if action.optional else
+                                                  "The FaceChain tab lists what is unavailable."))
+                if not action.optional:
+                    return 1
     return 0
 
 

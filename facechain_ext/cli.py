@@ -75,62 +75,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_detect(ctx: FaceChainContext, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
-    from .imaging import load_image
+    from .imaging import load_image, load_scale
 
     analyzer = ctx.analyzer(args.backend)
     results = []
     for path in args.paths:
         try:
-            faces = analyzer.detect(load_image(path, path), embed=False)
-            results.append({"path": path, "faces": [face.to_dict() for face in faces], "error": None})
+            image = load_image(path, path)
+            found = analyzer.find_faces(image, embed=False)  # the orientation policy of every surface
+            faces = [face.to_dict(load_scale(image)) for face in found.faces]
+            results.append({"path": path, "faces": faces, "rotation": found.rotation, "error": None})
         except FaceChainError as err:
-            results.append({"path": path, "faces": [], "error": {"code": err.code, "message": err.message}})
+            results.append({"path": path, "faces": [], "rotation": None, "error": {"code": err.code, "message": err.message}})
     ok = any(r["error"] is None for r in results)
     return {"backend": analyzer.name, "results": results}, ok
 
 
-def _largest_face_embedding(analyzer: Any, path: str) -> Any:
-    from .imaging import load_image
-
-    faces = analyzer.detect(load_image(path, path))
-    if not faces:
-        raise FaceChainError("no_face", f"{path}: no face found.", path=path)
-    return faces[0].embedding
-
-
 def run_similarity(ctx: FaceChainContext, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
-    from .faces.similarity import cosine_similarity, mean_embedding
+    """The same scoring as POST /face/similarity (`faces.compare`): null score + an error entry per unusable photo."""
+    from .faces.compare import compare_photos
 
     analyzer = ctx.analyzer(args.backend)
-    errors: list[dict[str, str]] = []
-    references = []
-    for path in args.reference:
-        try:
-            references.append(_largest_face_embedding(analyzer, path))
-        except FaceChainError as err:
-            errors.append({"path": path, "code": err.code, "message": err.message})
-    if not references:
-        raise FaceChainError(
-            "no_face", "None of the reference photos gives a face: " + " ".join(e["message"] for e in errors), errors=errors
-        )
-    reference = mean_embedding(references)
-    scores: list[float | None] = []
-    for path in args.candidates:
-        try:
-            scores.append(round(cosine_similarity(reference, _largest_face_embedding(analyzer, path)), 4))
-        except FaceChainError as err:
-            scores.append(None)
-            errors.append({"path": path, "code": err.code, "message": err.message})
-    order = sorted((i for i, s in enumerate(scores) if s is not None), key=lambda i: -scores[i])  # type: ignore[operator]
-    if args.top_k is not None:
-        order = order[: max(args.top_k, 0)]
-    doc = {
-        "backend": analyzer.name,
-        "threshold": round(analyzer.threshold, 4),
-        "scores": scores,
-        "order": order,
-        "errors": errors,
-    }
+    doc = compare_photos(analyzer, [(p, p) for p in args.reference], [(p, p) for p in args.candidates], top_k=args.top_k)
     return doc, True
 
 

@@ -41,6 +41,16 @@ class FaceChainContext:
         with self._lock:
             self._analyzers.clear()
 
+    def recover_leftovers(self) -> None:
+        """At start: finish or undo what a killed process left half-written (our hidden names only) in the identity
+        store, the FaceChain LoRA folder and the validation images (see atomic.clean_folder)."""
+        from .atomic import clean_folder
+
+        _ = self.identities  # opening the store recovers it
+        for folder in (self.settings.facechain_lora_dir, self.settings.models_dir / "training"):
+            if folder is not None and folder.is_dir():
+                clean_folder(folder)
+
     @cached_property
     def identities(self) -> IdentityStore:
         from .identities import IdentityStore

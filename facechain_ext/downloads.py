@@ -9,8 +9,9 @@
    repository's file listing (facechain_ext/modelscope_files.py), which gives each file's address, size and sha256;
 3. verify size and sha256 against the manifest (or that listing); a zip is verified as a whole before it is opened,
    then only the expected members are extracted (refusing archives with unsafe member names) and verified again;
-4. `os.replace` every verified file into place only when all of them are ready: a failure, a cancel or Ctrl-C
-   leaves no temp file and no partial model behind.
+4. publish the verified files as one set (`atomic.Publication`) only when all of them are ready: a failure, a cancel
+   or Ctrl-C leaves no temp file and no partial model behind; a killed process's temps are removed at the next
+   download into the folder.
 
 Standard library only (urllib): the host environment needs no new dependency for this. `opener` lets tests and
 callers with special network needs replace `urllib.request.urlopen`.
@@ -20,8 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import os
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -29,6 +28,7 @@ from contextlib import ExitStack
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable
 
+from .atomic import Publication, our_name
 from .config import Settings
 from .errors import FaceChainError
 from .models import (
@@ -50,7 +50,6 @@ if TYPE_CHECKING:
 
 CHUNK_BYTES = 1 << 20
 TIMEOUT_S = 30.0  # per socket operation (connect, each read): a stalled server fails instead of hanging a job
-TEMP_PREFIX = ".facechain-download-"
 USER_AGENT = "sd-webui-facechain (model download)"
 
 Progress = Callable[[int, int, str], None]
@@ -112,8 +111,11 @@ def download_model(
     if is_installed(spec, settings):
         return _result(spec, target, downloaded=0, already_present=True)
     target.mkdir(parents=True, exist_ok=True)
-    fetch = _Fetcher(spec, progress or _no_progress, should_stop or _never, opener or urllib.request.urlopen)
-    with ExitStack() as temps:  # every temp path registered here is deleted on the way out, whatever happens
+    # One publication: the model's files appear together or not at all, and a killed download's temps are ours to
+    # clean (atomic.clean_folder) at the next download into this folder.
+    with Publication(target) as publication, ExitStack() as temps:  # temps registered here are deleted on the way out
+        fetch = _Fetcher(spec, progress or _no_progress, should_stop or _never, opener or urllib.request.urlopen,
+                         publication.token)
         if spec.modelscope is not None:
             ready = _download_from_modelscope(spec, spec.modelscope, settings.modelscope_endpoint, target, fetch, temps)
         elif spec.archive is not None:
@@ -122,7 +124,8 @@ def download_model(
             ready = [(fetch.file(f.url or "", f.name, f.size, f.sha256, target, temps), f.name) for f in spec.files]
         fetch.stop_if_asked()
         for temp, name in ready:
-            os.replace(temp, target / name)
+            publication.add(name, temp)
+        publication.commit()
     fetch.report(f"{spec.name}: installed in {target}")
     return _result(spec, target, downloaded=fetch.done, already_present=False)
 
@@ -157,7 +160,8 @@ def _download_archive(
             for member, info in _checked_members(bundle, archive).items():
                 fetch.stop_if_asked()
                 expected = files[PurePosixPath(member).name]
-                ready.append((_extract_member(bundle, info, expected, archive.file_name, target, temps), expected.name))
+                temp = _extract_member(bundle, info, expected, archive.file_name, target, temps, fetch.token)
+                ready.append((temp, expected.name))
     except zipfile.BadZipFile as exc:  # only reachable when the manifest knows the size but not the sha256
         raise FaceChainError("download_failed", f"{archive.file_name} from {archive.url} is not a readable zip "
                              f"({exc}); nothing was installed.", url=archive.url) from exc
@@ -191,12 +195,13 @@ def _safe_member_name(name: str) -> bool:
 
 
 def _extract_member(
-    bundle: zipfile.ZipFile, info: zipfile.ZipInfo, expected: ModelFile, zip_name: str, target: Path, temps: ExitStack
+    bundle: zipfile.ZipFile, info: zipfile.ZipInfo, expected: ModelFile, zip_name: str, target: Path, temps: ExitStack,
+    token: str,
 ) -> Path:
     """Copy one member into a temp file in `target`, bounded by its published (else declared) size, and verify it."""
     limit = expected.size if expected.size is not None else info.file_size
     origin = f"in {zip_name}"
-    temp = _temp_file(target, expected.name, temps)
+    temp = _temp_file(target, expected.name, temps, token)
     digest, written = hashlib.sha256(), 0
     with bundle.open(info) as source, open(temp, "wb") as sink:
         while chunk := source.read(CHUNK_BYTES):
@@ -213,8 +218,9 @@ def _extract_member(
 class _Fetcher:
     """Streams URLs into temp files for one model download, with shared progress and cancel checks."""
 
-    def __init__(self, spec: ModelSpec, progress: Progress, should_stop: ShouldStop, opener: Opener) -> None:
+    def __init__(self, spec: ModelSpec, progress: Progress, should_stop: ShouldStop, opener: Opener, token: str) -> None:
         self.spec = spec
+        self.token = token  # the publication's: temp names `.facechain-<token>.<name>.tmp` (atomic.our_name)
         self.progress = progress
         self.should_stop = should_stop
         self.opener = opener
@@ -234,7 +240,7 @@ class _Fetcher:
         if not url.startswith(("https://", "http://")):
             raise FaceChainError("unverifiable_model", f"{name}: only http(s) downloads are supported ({url!r}).",
                                  url=url)
-        temp = _temp_file(target, name, temps)
+        temp = _temp_file(target, name, temps, self.token)
         self.stop_if_asked()
         try:
             with self.opener(urllib.request.Request(url, headers={"User-Agent": USER_AGENT}), timeout=TIMEOUT_S) as rsp:
@@ -280,11 +286,11 @@ def _verify(name: str, origin: str, size: int, sha256: str, expected_size: int |
                              f"{expected_sha}; it was discarded.", file=name, sha256=sha256, expected_sha256=expected_sha)
 
 
-def _temp_file(folder: Path, name: str, temps: ExitStack) -> Path:
-    fd, path = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{name}.", suffix=".part", dir=folder)
-    os.close(fd)
-    temps.callback(_remove_quietly, Path(path))
-    return Path(path)
+def _temp_file(folder: Path, name: str, temps: ExitStack, token: str) -> Path:
+    path = folder / our_name(token, name, "tmp")
+    path.touch(exist_ok=False)
+    temps.callback(_remove_quietly, path)
+    return path
 
 
 def _remove_quietly(path: Path) -> None:

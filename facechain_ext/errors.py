@@ -13,6 +13,7 @@ HTTP_STATUS: dict[str, int] = {
     "invalid_name": 422,
     "unreadable_image": 422,
     "image_too_large": 413,
+    "unsupported_format": 415,
     "no_face": 422,
     "multiple_faces": 422,
     "no_usable_photos": 422,

@@ -7,8 +7,11 @@ Layout of an identity folder (everything a trainer, the UI or a user with a file
     best.png                    the best crop: the reference for fusion and ranking
     embeddings_<backend>.npy    (N, D) identity embeddings of the crops, one file per face backend
 
-Folders are built under a temporary name beside the target and renamed into place, so a reader never sees half an
-identity and a failed write leaves nothing behind. One lock per store serialises writers (web server threads).
+Folders are built in a hidden staging sibling and swapped into place (`atomic.publish_dir`), so a reader never sees
+half an identity, a failed write leaves nothing behind and a failed overwrite leaves the old identity complete.
+Leftovers of a killed process are recovered when the store opens and before each write. One lock per store
+serialises writers (web server threads); `create`/`delete` take a `guard` that may refuse the change under that lock
+(an identity with a queued or running job cannot be replaced or deleted: `identity_creation.identity_guard`).
 """
 
 from __future__ import annotations
@@ -17,10 +20,8 @@ import json
 import logging
 import os
 import re
-import shutil
-import tempfile
 import threading
-import uuid
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .atomic import atomic_write, write_json_atomic
+from .atomic import ORPHAN_AGE_S, Publication, atomic_write, clean_folder, publish_dir, remove_path, write_json_atomic
 from .errors import FaceChainError
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ REPORT_FILE = "report.json"
 BEST_FILE = "best.png"
 PHOTOS_DIR = "photos"
 FORMAT_VERSION = 1
+LEGACY_TRASH = re.compile(r"\.trash-(?P<name>[A-Za-z0-9_-]{1,64})-[0-9a-f]{32}")
+LEGACY_TMP = re.compile(r"\.tmp-[A-Za-z0-9_-]{1,64}-[a-z0-9_]{8}")
 
 
 def validate_name(name: object) -> str:
@@ -144,25 +147,37 @@ def build_identity_dir(folder: Path, name: str, report: PreparationReport, creat
     write_json_atomic(folder / IDENTITY_FILE, meta)
 
 
-def publish_dir(target: Path, build: Callable[[Path], None], overwrite: bool) -> None:
-    """Build a folder beside `target` with `build(tmp)`, then rename it into place (replacing only if `overwrite`)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
+def is_identity_folder(folder: Path) -> bool:
+    """A real folder (not a symlink) holding a readable FaceChain `identity.json` (our format: version, name, trigger,
+    photo_count): the only kind of folder FaceChain ever replaces or deletes outside its own store."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
     try:
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; identities are ordinary user files
-        build(tmp)
-        if target.exists():
-            if not overwrite:
-                raise name_taken(target.name)
-            trash = target.with_name(f".trash-{target.name}-{uuid.uuid4().hex}")
-            os.rename(target, trash)
-            os.rename(tmp, target)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.rename(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        meta = json.loads((folder / IDENTITY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and {"version", "name", "trigger", "photo_count"} <= set(meta)
+
+
+def recover_legacy_leftovers(root: Path, *, now: float | None = None) -> None:
+    """Older versions left `.trash-<name>-<hex>` (an overwrite whose final rename failed: the OLD identity) and
+    `.tmp-<name>-<random>` staging folders. Put a lost identity back when its name is free; drop the rest."""
+    now = time.time() if now is None else now
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        trash = LEGACY_TRASH.fullmatch(entry.name)
+        if trash and entry.is_dir() and not entry.is_symlink():
+            target = root / trash["name"]
+            if not os.path.lexists(target) and is_identity_folder(entry):
+                os.replace(entry, target)
+                log.warning("identity %s: restored from an interrupted overwrite (%s)", trash["name"], entry.name)
+            else:
+                remove_path(entry)
+        elif LEGACY_TMP.fullmatch(entry.name) and now - entry.lstat().st_mtime > ORPHAN_AGE_S:
+            remove_path(entry)
 
 
 def name_taken(name: str) -> FaceChainError:
@@ -205,6 +220,19 @@ class IdentityStore:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
         self._lock = threading.RLock()
+        self.recover()
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held while the store changes; callers that must check something atomically with a change take it too."""
+        return self._lock
+
+    def recover(self) -> None:
+        """Finish or undo writes a killed process left (our hidden names only); run at start and before each write."""
+        with self._lock:
+            if self.root.is_dir():
+                clean_folder(self.root)
+                recover_legacy_leftovers(self.root)
 
     def path(self, name: str) -> Path:
         return self.root / validate_name(name)
@@ -212,13 +240,22 @@ class IdentityStore:
     def exists(self, name: str) -> bool:
         return self.path(name).is_dir()
 
-    def create(self, name: str, report: PreparationReport, overwrite: bool = False) -> Identity:
-        """Store a prepared identity; `name_taken` if it exists and `overwrite` is false (LoRA records are not kept)."""
+    def create(
+        self, name: str, report: PreparationReport, overwrite: bool = False, *, guard: Callable[[], None] | None = None
+    ) -> Identity:
+        """Store a prepared identity; `name_taken` if it exists and `overwrite` is false (LoRA records are not kept).
+
+        `guard()` runs under the store lock right before an existing identity is replaced and may refuse by raising
+        (e.g. `job_running`). The old folder stays complete until the new one is in place (atomic.publish_dir).
+        """
         target = self.path(name)
         with self._lock:
-            if target.exists() and not overwrite:
-                raise name_taken(name)
-            publish_dir(target, lambda tmp: build_identity_dir(tmp, name, report, now_iso()), overwrite)
+            if os.path.lexists(target):
+                if not overwrite:
+                    raise name_taken(name)
+                if guard is not None:
+                    guard()
+            publish_dir(target, lambda tmp: build_identity_dir(tmp, name, report, now_iso()), overwrite=True)
             log.info("stored identity %s (%d photos) in %s", name, len(report.accepted), target)
             return read_identity(target)
 
@@ -251,15 +288,18 @@ class IdentityStore:
     def list(self) -> list[Identity]:
         return self.scan()[0]
 
-    def delete(self, name: str) -> None:
-        """Remove an identity (also a broken one). The folder disappears at once, then its files are removed."""
+    def delete(self, name: str, *, guard: Callable[[], None] | None = None) -> None:
+        """Remove an identity (also a broken one); `guard()` runs under the store lock first and may refuse.
+        The folder disappears at once (one rename), then its files are removed; a symlink is removed, never followed."""
         folder = self.path(name)
         with self._lock:
-            if not folder.is_dir():
+            if not os.path.lexists(folder):
                 raise FaceChainError("identity_not_found", f"No identity named {name!r} in {self.root}.", name=name)
-            trash = folder.with_name(f".trash-{name}-{uuid.uuid4().hex}")
-            os.rename(folder, trash)
-        shutil.rmtree(trash, ignore_errors=True)
+            if guard is not None:
+                guard()
+            with Publication(self.root) as publication:
+                publication.add(name, None)
+                publication.commit()
 
     def report(self, name: str) -> dict[str, Any]:
         """The stored preparation report (crop paths relative to the identity folder)."""

@@ -1,20 +1,28 @@
-"""Create an identity from photos: the ONE service the tab, the HTTP route and the CLI call.
+"""Create an identity from photos (and delete one): the ONE service the tab, the HTTP routes and the CLI call.
 
-Steps: check the request (name valid and free, at least one photo) before any face work → prepare the photos with
-the same options everywhere (`prep.options_for`: phrase, trigger, head mask when the parsing model is installed
-unless the caller says otherwise) → store the identity (or, for the CLI's `--out DIR`, publish the folder there).
-Surfaces only translate their inputs (uploaded files, base64, paths) into `(label, source)` pairs and render the result.
+Steps: check the request (name valid and free, at least one photo, no job using the identity, a safe `--out`) before
+any face work → prepare the photos with the same options everywhere (`prep.options_for`: phrase, trigger, head mask
+when the parsing model is installed unless the caller says otherwise) → store the identity (or, for the CLI's
+`--out DIR`, publish the folder there). Surfaces only translate their inputs (uploaded files, base64, paths) into
+`(label, source)` pairs and render the result.
+
+Rules (data safety): an identity with a queued or running job (a training) is never overwritten or deleted:
+`job_running` (409) naming the job, checked again under the store lock at the moment of the change. `--out DIR` is
+only ever replaced when DIR is a FaceChain identity folder (`identities.is_identity_folder`), never when it holds one
+of the input photos, never through a symbolic link.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
+from .atomic import publish_dir
 from .errors import FaceChainError
-from .identities import build_identity_dir, name_taken, now_iso, publish_dir, validate_name
+from .identities import build_identity_dir, is_identity_folder, name_taken, now_iso, validate_name
 
 if TYPE_CHECKING:
     from .identities import Identity
@@ -47,15 +55,33 @@ class CreatedIdentity:
         return json.loads((self.dir / "report.json").read_text(encoding="utf-8"))
 
 
+def identity_subject(name: str) -> str:
+    """The `jobs` subject of an identity (a training job declares it; see `JobQueue.require_idle`)."""
+    return f"identity:{name}"
+
+
+def identity_guard(ctx: Any, name: str, action: str) -> Callable[[], None]:
+    """A store guard that refuses (`job_running`) while a job uses the identity."""
+    return lambda: ctx.jobs.require_idle(identity_subject(name), action)
+
+
+def delete_identity(ctx: Any, name: str) -> None:
+    """Delete an identity unless a job uses it (tab and route)."""
+    ctx.identities.delete(name, guard=identity_guard(ctx, name, f"delete identity {name!r}"))
+
+
 def check_request(ctx: Any, request: IdentityFromPhotos) -> str:
-    """The validated name; FaceChainError (invalid_name, invalid_request, name_taken) before any photo work."""
+    """The validated name; FaceChainError (invalid_name, invalid_request, name_taken, job_running) before photo work."""
     name = validate_name(request.name)
     if not request.photos:
         raise FaceChainError("invalid_request", "No photos were given: upload at least one photo of the person.")
     if request.out_dir is not None:
-        _check_out_dir(Path(request.out_dir).resolve(), request.overwrite)
-    elif not request.overwrite and ctx.identities.exists(name):
-        raise name_taken(name)
+        check_out_dir(out_path(request.out_dir), request.overwrite, [label for label, _ in request.photos],
+                      [source for _, source in request.photos])
+    elif ctx.identities.exists(name):
+        if not request.overwrite:
+            raise name_taken(name)
+        identity_guard(ctx, name, f"overwrite identity {name!r}")()  # early answer; checked again when storing
     return name
 
 
@@ -70,21 +96,50 @@ def create_identity_from_photos(
     options = options_for(ctx.settings, phrase=request.phrase, head_mask=request.head_mask, trigger=request.trigger)
     report = prepare_photos(list(request.photos), analyzer, options, progress=progress)
     if request.out_dir is not None:
-        target = _publish_to_folder(Path(request.out_dir), name, report, request.overwrite)
+        target = _publish_to_folder(Path(request.out_dir), name, report, request.overwrite, request.photos)
         return CreatedIdentity(name, target, report, None)
-    identity = ctx.identities.create(name, report, overwrite=request.overwrite)
+    guard = identity_guard(ctx, name, f"overwrite identity {name!r}")
+    identity = ctx.identities.create(name, report, overwrite=request.overwrite, guard=guard)
     return CreatedIdentity(name, identity.dir, report, identity)
 
 
-def _check_out_dir(target: Path, overwrite: bool) -> None:
+def out_path(out_dir: Path | str) -> Path:
+    """Absolute, with symlinks NOT resolved: the path the user named is the one that is checked and written."""
+    return Path(os.path.abspath(os.path.expanduser(str(out_dir))))
+
+
+def check_out_dir(target: Path, overwrite: bool, labels: Sequence[str] = (), sources: Sequence[Any] = ()) -> None:
+    """Refuse an `--out` folder FaceChain must not write: a symlink, a file, a folder holding an input photo, and
+    (with --overwrite) any non-empty folder that is not a FaceChain identity folder."""
+    if target.is_symlink():
+        raise FaceChainError("invalid_request", f"--out {target} is a symbolic link; give a real folder.", path=str(target))
     if target.exists() and not target.is_dir():
         raise FaceChainError("invalid_request", f"--out {target} is a file; give a folder.", path=str(target))
-    if target.exists() and any(target.iterdir()) and not overwrite:
+    for label, source in zip(labels, sources, strict=False):
+        if isinstance(source, (str, os.PathLike)) and _inside(Path(source), target):
+            raise FaceChainError("invalid_request", f"--out {target} contains the input photo {label}; choose a "
+                                 "folder outside the photos.", path=str(target), photo=str(label))
+    if not target.exists() or not any(target.iterdir()):
+        return
+    if not overwrite:
         raise FaceChainError("name_taken", f"{target} exists and is not empty; use --overwrite.", path=str(target))
+    if not is_identity_folder(target):
+        raise FaceChainError("invalid_request", f"--out {target} is not a FaceChain identity folder (no identity.json "
+                             "of ours); --overwrite only replaces those. Choose an empty or new folder.", path=str(target))
 
 
-def _publish_to_folder(out_dir: Path, name: str, report: PreparationReport, overwrite: bool) -> Path:
-    target = out_dir.resolve()
-    _check_out_dir(target, overwrite)  # again: the folder may have changed during the photo work
+def _inside(path: Path, folder: Path) -> bool:
+    """`path` is `folder` or below it, compared both as written and with symlinks resolved."""
+    for candidate in {out_path(path), Path(os.path.realpath(path))}:
+        for root in {folder, Path(os.path.realpath(folder))}:
+            if candidate == root or root in candidate.parents:
+                return True
+    return False
+
+
+def _publish_to_folder(out_dir: Path, name: str, report: PreparationReport, overwrite: bool, photos: Sequence) -> Path:
+    target = out_path(out_dir)
+    labels, sources = [label for label, _ in photos], [source for _, source in photos]
+    check_out_dir(target, overwrite, labels, sources)  # again: the folder may have changed during the photo work
     publish_dir(target, lambda tmp: build_identity_dir(tmp, name, report, now_iso()), overwrite=True)
     return target

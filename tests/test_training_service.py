@@ -193,3 +193,40 @@ def test_unsupported_model_is_refused_before_training(tmp_path, prepared, model)
     with pytest.raises(FaceChainError) as err:
         train_identity(ctx, NotSd1(), REQUEST, RecordingHandle())
     assert err.value.code == "unsupported_model" and err.value.http_status == 422
+
+
+def test_a_failed_overwrite_leaves_the_previous_lora_set_byte_identical(tmp_path, prepared, model, monkeypatch):
+    """Pre-existing <name>.safetensors/.json/.png, overwrite=True, and a failure after the new files are written
+    (recording on the identity) or in the middle of the swap: the old three files stay exactly as they were."""
+    import os
+
+    ctx = ctx_with_identity(tmp_path, prepared)
+    folder = tmp_path / "Lora" / "FaceChain"
+    folder.mkdir(parents=True)
+    old = {f"{IDENTITY}.safetensors": b"old weights", f"{IDENTITY}.json": b'{"old": true}', f"{IDENTITY}.png": b"old"}
+    for name, data in old.items():
+        (folder / name).write_bytes(data)
+    request = {**REQUEST, "overwrite": True, "validation_images": 0}
+
+    def refuse(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ctx.identities, "add_lora", refuse)
+        with pytest.raises(OSError):
+            train_identity(ctx, model, request, RecordingHandle())
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == old
+    real_replace, calls = os.replace, []
+
+    def failing_third(src, dst):
+        calls.append(dst)
+        if len(calls) == 3:  # journal, first backup, then this: the first new file into place
+            raise OSError(5, "injected")
+        return real_replace(src, dst)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "replace", failing_third)
+        with pytest.raises(OSError, match="injected"):
+            train_identity(ctx, model, request, RecordingHandle())
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == old
+    assert ctx.identities.get(IDENTITY).loras == []

@@ -22,6 +22,8 @@ class FaceBackend(Protocol):
     name: str
     threshold: float  # calibrated cosine similarity above which two faces are the same person
     embedding_dim: int
+    max_input_side: int  # long side (px) the detector works at; larger inputs are shrunk to it
+    min_detectable_face: float  # smallest face box (px of that input) the detector finds reliably
 
     def detect(self, rgb: np.ndarray, *, embed: bool = True) -> list[Face]: ...
 

@@ -25,6 +25,9 @@ from .types import Face
 # corresponds to cosine ~0.92 (not 0.82, which would hold for unit vectors). Re-measured by tests/test_faces_dlib.py.
 DLIB_THRESHOLD = 0.925
 
+HOG_WINDOW = 80  # px: the face size dlib's frontal detector is trained for (dlib/image_processing/frontal_face_detector.h)
+EMBED_FACE_PX = 150  # px: dlib's recogniser works on 150 px face chips; a smaller face is embedded from the full photo
+
 MODEL_FILES = {
     "landmarks": "shape_predictor_5_face_landmarks.dat",
     "recognition": "dlib_face_recognition_resnet_model_v1.dat",
@@ -139,6 +142,15 @@ class DlibBackend:
             recognizer=dlib.face_recognition_model_v1(str(folder / MODEL_FILES["recognition"])),
         )
 
+    @property
+    def max_input_side(self) -> int:
+        return self.max_side
+
+    @property
+    def min_detectable_face(self) -> float:
+        """dlib's frontal HOG window is 80 px; each pyramid upsampling halves the smallest face (1 -> ~40 px)."""
+        return HOG_WINDOW / float(2**self.upsample)
+
     def info(self) -> dict[str, Any]:
         folder = self.model_dir or default_model_dir()
         return {"backend": self.name, "model_dir": None if folder is None else str(folder), "provider": "cpu (dlib)"}
@@ -190,14 +202,38 @@ class DlibBackend:
     def embed(self, rgb: np.ndarray, face: Face) -> np.ndarray:
         """Embedding of `face` (coordinates in `rgb`), from any backend: dlib's own points when present, else re-fit."""
         dlib = self.models().dlib
-        work = self.working_image(rgb)
+        work, (ox, oy) = self.embedding_view(rgb, face)
         s = work.scale
-        x1, y1, x2, y2 = (float(v) * s for v in face.bbox)
+        x1, y1, x2, y2 = ((float(v) - o) * s for v, o in zip(face.bbox, (ox, oy, ox, oy), strict=True))
         rect = dlib.rectangle(round(x1), round(y1), round(x2) - 1, round(y2) - 1)
         points = face.extra.get("dlib_points")
         if face.backend == self.name and points is not None and _points_match(points, face.kps):
-            parts = dlib.points([dlib.point(round(x * s), round(y * s)) for x, y in np.asarray(points)])
+            parts = dlib.points([dlib.point(round((x - ox) * s), round((y - oy) * s)) for x, y in np.asarray(points)])
             shape = dlib.full_object_detection(rect, parts)
         else:
             shape = self.shape(work.array, rect)
         return self.descriptor(work.array, shape)
+
+    def embedding_view(self, rgb: np.ndarray, face: Face) -> tuple[WorkImage, tuple[int, int]]:
+        """The pixels to embed `face` from, and their top-left corner in `rgb`.
+
+        Normally the working copy (what `detect` embeds from, so both give the same vector). A face the working copy
+        shrinks below EMBED_FACE_PX (a small face in a large photo, found by the tile pass) is embedded from a crop
+        of the full-resolution photo around it instead, scaled so the face is about EMBED_FACE_PX (never enlarged).
+        """
+        work = self.working_image(rgb)
+        side = max(face.bbox[2] - face.bbox[0], face.bbox[3] - face.bbox[1], 1.0)
+        if work.scale >= 1.0 or side * work.scale >= EMBED_FACE_PX:
+            return work, (0, 0)
+        import cv2  # lazy: heavy import
+
+        height, width = rgb.shape[:2]
+        x1, y1 = max(0, int(face.bbox[0] - side)), max(0, int(face.bbox[1] - side))
+        x2, y2 = min(width, int(math.ceil(face.bbox[2] + side))), min(height, int(math.ceil(face.bbox[3] + side)))
+        scale = max(work.scale, min(1.0, EMBED_FACE_PX / side))
+        region = rgb[y1:y2, x1:x2]
+        if scale < 1.0:
+            size = (max(1, round((x2 - x1) * scale)), max(1, round((y2 - y1) * scale)))
+            region = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
+            scale = size[0] / float(x2 - x1)
+        return WorkImage(np.ascontiguousarray(region), scale), (x1, y1)

@@ -26,6 +26,11 @@ logger = logging.getLogger(__name__)
 # Re-measure on ../shared/data/faces (as tests/test_faces_dlib.py does for dlib) once the pack is available.
 INSIGHTFACE_THRESHOLD = 0.40
 
+SCRFD_INPUT_SIDE = 640  # insightface's largest default detection size (model_zoo/scrfd.py DEFAULT_DET_SIZES)
+# SCRFD's smallest anchors are 16 px at stride 8 (the SCRFD paper, arXiv:2105.04714, trains for faces down to ~10 px);
+# 16 px is where its WIDER FACE hard-set recall still holds.
+SCRFD_MIN_FACE = 16.0
+
 # Preferred execution providers, best first: CUDA, then the platform accelerators, then CPU.
 PROVIDER_PRIORITY = ("CUDAExecutionProvider", "CoreMLExecutionProvider", "DmlExecutionProvider", "CPUExecutionProvider")
 WANTED_TASKS = ("detection", "landmark_2d_106", "genderage", "recognition")
@@ -128,6 +133,13 @@ class InsightFaceBackend:
                 model.prepare(ctx_id, **kwargs)
             else:
                 model.prepare(ctx_id)
+
+    @property
+    def max_input_side(self) -> int:
+        """SCRFD letterboxes its input into det_size (insightface's default 640 x 640)."""
+        return int(max(self.det_size)) if self.det_size else SCRFD_INPUT_SIDE
+
+    min_detectable_face = SCRFD_MIN_FACE
 
     def info(self) -> dict[str, Any]:
         pack = self._pack

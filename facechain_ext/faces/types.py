@@ -14,7 +14,17 @@ KEYPOINT_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
 @dataclass
 class Face:
-    bbox: tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels of the analysed image
+    """One detected face.
+
+    Coordinate convention: pixels of the analysed image, x to the right, y down. `bbox` as reported by
+    `FaceAnalyzer.detect` is clipped to the image (0 <= x1 <= x2 <= width, 0 <= y1 <= y2 <= height), so for a face
+    cut by the border it covers the visible part only (detectors extend boxes past the edge, e.g. [-26, -26, 190, 190]
+    in a 224 x 224 image). `kps` and `landmarks` are NOT clipped: they are where the eyes, nose and mouth are, and
+    may lie outside the image; alignment, fusion masks and crops work from them and pad or clip their own output.
+    Faces mapped into another frame (a prepared crop, a levelled region) follow that frame and may extend past it.
+    """
+
+    bbox: tuple[float, float, float, float]  # x1, y1, x2, y2, clipped to the analysed image (see above)
     score: float  # detection confidence in [0, 1] (dlib HOG scores are squashed into this range)
     kps: np.ndarray  # (5, 2) float32, order KEYPOINT_NAMES
     backend: str
@@ -51,12 +61,13 @@ class Face:
         eye_dx = abs(float(self.kps[1, 0] - self.kps[0, 0]))
         return mouth_y - eyes_y > 0.5 * eye_dx
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary used by the API and the CLI."""
+    def to_dict(self, scale: float = 1.0) -> dict[str, Any]:
+        """JSON-ready summary used by the API and the CLI; coordinates divided by `scale` (analysed pixels per
+        pixel of the photo as sent, see `imaging.load_scale`)."""
         return {
-            "bbox": [round(float(v), 2) for v in self.bbox],
+            "bbox": [round(float(v) / scale, 2) for v in self.bbox],
             "score": round(float(self.score), 4),
-            "kps": [[round(float(x), 2), round(float(y), 2)] for x, y in self.kps],
+            "kps": [[round(float(x) / scale, 2), round(float(y) / scale, 2)] for x, y in self.kps],
             "gender": self.gender,
             "age": None if self.age is None else round(float(self.age), 1),
         }

@@ -71,15 +71,17 @@ def fuse_face(
 
 
 def reference_face_of(reference: ImageLike, analyzer: FaceAnalyzer, name: str = "reference") -> Face:
-    """The largest face of the reference photo, or FaceChainError("no_face") naming it."""
-    faces = analyzer.detect(as_rgb_array(reference, name), embed=False)
-    if not faces:
+    """The largest face of the reference photo (searched upright, like every photo: `FaceAnalyzer.find_faces`), in
+    its own pixels, or FaceChainError("no_face") naming it."""
+    found = analyzer.find_faces(as_rgb_array(reference, name), embed=False)
+    if found.best is None:
         raise FaceChainError(
             "no_face",
-            f"{name}: no face found in the reference photo, so there is nothing to fuse. Use a clear, frontal photo.",
+            f"{name}: no face found in the reference photo (also tried it turned by 90, 180 and 270 degrees), so "
+            "there is nothing to fuse. Use a clear, frontal photo.",
             input=name,
         )
-    return faces[0]
+    return found.best
 
 
 def create_fusion_backend(

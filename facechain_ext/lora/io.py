@@ -63,8 +63,9 @@ def _check_inputs(state_dict: dict[str, torch.Tensor], metadata: dict[str, str])
 
 
 def save_lora(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], metadata: dict[str, str],
-              *, dtype: torch.dtype | None = None) -> Path:
-    """Write a kohya safetensors file atomically; `dtype` (e.g. torch.float16) casts the floating tensors."""
+              *, dtype: torch.dtype | None = None, atomic: bool = True) -> Path:
+    """Write a kohya safetensors file atomically; `dtype` (e.g. torch.float16) casts the floating tensors.
+    `atomic=False` writes `path` directly: for a caller whose `path` is already a temp (atomic.publish_files)."""
     from safetensors.torch import save_file
 
     _check_inputs(state_dict, metadata)
@@ -76,6 +77,9 @@ def save_lora(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], meta
         if dtype is not None and tensor.is_floating_point():
             tensor = tensor.to(dtype)
         tensors[key] = tensor.contiguous()
+    if not atomic:
+        save_file(tensors, str(target), metadata=dict(metadata))
+        return target
     return atomic_write(target, lambda temp: save_file(tensors, str(temp), metadata=dict(metadata)))
 
 

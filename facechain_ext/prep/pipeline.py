@@ -75,7 +75,8 @@ def prepare_one(
     except FaceChainError as err:
         result.reject(err.code, err.message)
         return result, None
-    upright = analyzer.detect_upright(image, embed=False)  # embed only the face we keep (group photos have many)
+    # embed only the face we keep (group photos have many); every face >= min_face_size is searched for
+    upright = analyzer.detect_upright(image, embed=False, min_face_size=options.min_face_size)
     problem = face_problem(name, upright.faces, options)
     if problem is not None:
         result.reject(*problem)

@@ -2,8 +2,9 @@
 
 `<lora_dir>/FaceChain/<name>.safetensors` (kohya keys + `ss_*`/`facechain_*` metadata), `<name>.json` (the sidecar the
 host's Lora card reads: activation text, preferred weight, sd version, description) and `<name>.png` (the card preview).
-The set is written all-or-nothing: every file goes to a hidden temp name first, then `os.replace` moves them into place,
-the `.safetensors` last, because the host reloads a network whose file appears or changes (HOST_CONTRACT.md §8).
+The set is published all-or-nothing (`atomic.publish_files`): the complete new set or the complete old one is visible,
+also after a failure or a killed process; the `.safetensors` is swapped last, because the host reloads a network
+whose file appears or changes (HOST_CONTRACT.md §8).
 """
 
 from __future__ import annotations
@@ -12,10 +13,7 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
-import shutil
 import struct
-import uuid
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,7 +21,7 @@ from typing import Any, Callable
 
 from PIL import Image
 
-from ..atomic import atomic_write
+from ..atomic import clean_folder, publish_dir, publish_files
 from ..errors import FaceChainError
 
 log = logging.getLogger(__name__)
@@ -115,14 +113,19 @@ def save_validation_images(folder: Path, outcome: Any) -> list[str]:
     """
     if not any(outcome.images.values()):
         return []
-    try:
-        shutil.rmtree(folder, ignore_errors=True)  # a re-train under the same name replaces the old set
-        folder.mkdir(parents=True, exist_ok=True)
+    paths: dict[int, list[str]] = {}
+
+    def build(stage: Path) -> None:
         for entry in outcome.validation:
             for index, image in enumerate(outcome.images.get(entry["step"], [])):
-                target = folder / f"step{entry['step']:05d}_{index}.png"
-                atomic_write(target, lambda temp, image=image: image.convert("RGB").save(temp, format="PNG"))
-                entry["images"].append(str(target))
+                file_name = f"step{entry['step']:05d}_{index}.png"
+                image.convert("RGB").save(stage / file_name, format="PNG")
+                paths.setdefault(entry["step"], []).append(str(folder / file_name))
+
+    try:
+        publish_dir(folder, build, overwrite=True)  # a re-train under the same name replaces the old folder whole
+        for entry in outcome.validation:
+            entry["images"].extend(paths.get(entry["step"], []))
     except OSError as exc:
         log.warning("FaceChain: could not keep the validation images in %s: %s", folder, exc)
         return [f"The validation images could not be saved ({exc}); the LoRA itself is fine."]
@@ -179,44 +182,27 @@ def write_lora_set(
     sidecar: dict[str, Any],
     preview: Image.Image | None,
     save_fn: SaveFn,
+    check: Callable[[], Any] | None = None,
 ) -> Path:
-    """Write `<name>.safetensors/.json/.png` atomically as a group; on any failure no new file is left behind."""
-    folder.mkdir(parents=True, exist_ok=True)
-    final = {ext: folder / f"{name}{ext}" for ext in (".png", ".json", ".safetensors")}
-    token = uuid.uuid4().hex[:8]
-    # Hidden names that do not end in .safetensors/.png, so the host's Lora scanner never sees a half-written file.
-    temps = {ext: folder / f".{name}{ext}.{token}.part" for ext in final}
-    existed = {ext: path.exists() for ext, path in final.items()}
-    moved: list[str] = []
-    try:
-        if preview is not None:
-            preview.convert("RGB").save(temps[".png"], format="PNG")
-        temps[".json"].write_text(json.dumps(sidecar, indent=4, ensure_ascii=False), encoding="utf-8")
-        save_fn(temps[".safetensors"], state_dict, metadata)
-        for ext in (".png", ".json", ".safetensors"):
-            if temps[ext].exists():
-                os.replace(temps[ext], final[ext])
-                moved.append(ext)
-    except BaseException:
-        for ext in moved:
-            if not existed[ext]:
-                final[ext].unlink(missing_ok=True)
-        raise
-    finally:
-        for path in temps.values():
-            path.unlink(missing_ok=True)
-    return final[".safetensors"]
-
-
-def remove_lora_set(folder: Path, name: str) -> None:
-    for ext in (".safetensors", ".json", ".png"):
-        (folder / f"{name}{ext}").unlink(missing_ok=True)
+    """Publish `<name>.png/.json/.safetensors` as ONE set (atomic.publish_files): afterwards either the complete new
+    set is visible or, after any failure (also in `check`, run once the new files are in place), the complete old one
+    (byte-identical). Without a preview an old `<name>.png` is removed with the set, so no old face shows on the card.
+    The `.safetensors` goes last: the host reloads a network whose file appears or changes."""
+    writers = {
+        f"{name}.png": None if preview is None else (lambda temp: preview.convert("RGB").save(temp, format="PNG")),
+        f"{name}.json": lambda temp: temp.write_text(json.dumps(sidecar, indent=4, ensure_ascii=False), encoding="utf-8"),
+        f"{name}.safetensors": lambda temp: save_fn(temp, state_dict, metadata),
+    }
+    if preview is None and not (folder / f"{name}.png").exists():
+        del writers[f"{name}.png"]
+    return publish_files(folder, writers, check=check)[f"{name}.safetensors"]
 
 
 def list_facechain_loras(folder: Path | None) -> list[dict[str, Any]]:
     """FaceChain-made LoRAs in `<lora_dir>/FaceChain`: those whose metadata names a FaceChain identity."""
     if folder is None or not folder.is_dir():
         return []
+    clean_folder(folder)  # a set a killed training left half-swapped is put back before anyone reads it
     found = []
     for path in sorted(folder.glob("*.safetensors")):
         try:

@@ -25,7 +25,6 @@ from .files import (
     lora_record,
     lora_sidecar,
     loss_summary,
-    remove_lora_set,
     save_validation_images,
     write_lora_set,
 )
@@ -141,16 +140,21 @@ def train_identity(
 
     model_name = model_name or getattr(model, "checkpoint_name", None) or "unknown"
     facts = TrainingFacts(identity, config, len(images), model_name, outcome.validation)
+    target = folder / f"{lora_name}.safetensors"
+    recorded: dict[str, Any] = {}
+
+    def record_on_identity() -> None:  # runs with the new set in place; a failure puts the old set back
+        if handle.cancelled:
+            raise FaceChainError("cancelled", "Training was cancelled before the LoRA was saved; nothing was changed.")
+        recorded.update(lora_record(lora_name, target, identity.activation_text))
+        ctx.identities.add_lora(identity.name, recorded)
+
     path = write_lora_set(
         folder, lora_name, state_dict=outcome.state_dict, metadata=lora_metadata(lora_name, facts, outcome.state_dict),
         sidecar=lora_sidecar(facts), preview=outcome.best_image or _photo(identity.best_photo_path), save_fn=_save_lora,
+        check=record_on_identity,
     )
-    record = lora_record(lora_name, path, identity.activation_text)
-    try:
-        ctx.identities.add_lora(identity.name, record)
-    except BaseException:
-        remove_lora_set(folder, lora_name)  # an unrecorded LoRA would be an orphan: all or nothing
-        raise
+    record = recorded
     notes = outcome.notes + save_validation_images(ctx.settings.models_dir / "training" / lora_name, outcome)
     handle.progress(1, 1, f"Saved {path.name}")
     return {
@@ -208,7 +212,7 @@ def _choose_snapshot(ctx, identity, model, trained, config, req, handle, render)
 def _save_lora(path: Path, state_dict: dict, metadata: dict) -> None:
     from ..lora.io import save_lora
 
-    save_lora(path, state_dict, metadata)
+    save_lora(path, state_dict, metadata, atomic=False)  # `path` is already a temp of the LoRA set's publication
 
 
 def facechain_loras(ctx: Any) -> list[dict[str, Any]]:

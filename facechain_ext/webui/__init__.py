@@ -58,6 +58,11 @@ class FaceChainExtension:
         from .api_common import API_PREFIX, auth_dependency
         from .host import api_enabled
 
+        try:
+            self.ctx.recover_leftovers()  # a killed earlier session's half-written files, before anyone reads them
+        except Exception:  # noqa: BLE001 - recovery must never keep the UI from starting; the next write retries
+            log.exception("FaceChain: recovering leftovers of an interrupted write failed")
+
         if not api_enabled(shared.cmd_opts):
             return  # like the host's own API: routes only with --api / --nowebui
         if any(getattr(route, "path", None) == f"{API_PREFIX}/version" for route in app.routes):

@@ -55,45 +55,22 @@ class FaceRoutes:
         self.ctx = ctx
 
     def detect(self, req: DetectRequest) -> dict[str, Any]:
-        from ..imaging import decode_base64_image
+        from ..imaging import decode_base64_image, load_scale
 
         analyzer = self.ctx.analyzer(req.backend)
         image = decode_base64_image(req.image, "image")
-        faces = analyzer.detect(image, embed=False)
-        return {"faces": [face.to_dict() for face in faces], "backend": analyzer.name}
+        found = analyzer.find_faces(image, embed=False)  # the orientation policy of every surface
+        scale = load_scale(image)  # < 1 when a photo above the pixel cap was downscaled: report original pixels
+        return {"faces": [face.to_dict(scale) for face in found.faces], "backend": analyzer.name,
+                "rotation": found.rotation}
 
     def similarity(self, req: SimilarityRequest) -> dict[str, Any]:
-        from ..faces.similarity import cosine_similarity, mean_embedding
+        """Scored like the CLI (`faces.compare`): an unusable photo gets a null score and an error entry."""
+        from ..faces.compare import compare_photos
 
         check_image_count(req.reference.images, "reference.images")
         check_image_count(req.candidates, "candidates")
-        if req.top_k is not None and req.top_k < 1:
-            raise FaceChainError("invalid_request", "top_k: must be at least 1 (or omitted).", field="top_k")
         analyzer = self.ctx.analyzer(req.backend)
-        references = [self._reference_embedding(analyzer, data, f"reference.images[{i}]")
-                      for i, data in enumerate(req.reference.images)]
-        reference = mean_embedding(references)
-        scores: list[float | None] = []
-        for i, data in enumerate(req.candidates):
-            embedding = self._largest_face_embedding(analyzer, data, f"candidates[{i}]")
-            scores.append(None if embedding is None else round(cosine_similarity(reference, embedding), 6))
-        order = sorted((i for i, s in enumerate(scores) if s is not None), key=lambda i: scores[i], reverse=True)
-        if req.top_k is not None:
-            order = order[: req.top_k]
-        return {"scores": scores, "order": order, "backend": analyzer.name, "threshold": analyzer.threshold}
-
-    @staticmethod
-    def _largest_face_embedding(analyzer: Any, data: str, name: str) -> Any:
-        from ..imaging import decode_base64_image
-
-        faces = analyzer.detect(decode_base64_image(data, name), embed=True)
-        return faces[0].embedding if faces else None
-
-    def _reference_embedding(self, analyzer: Any, data: str, name: str) -> Any:
-        """A reference photo must show a face (upright search included: these are the user's own photos)."""
-        from ..imaging import decode_base64_image
-
-        upright = analyzer.detect_upright(decode_base64_image(data, name), embed=True)
-        if not upright.faces or upright.faces[0].embedding is None:
-            raise FaceChainError("no_face", f"{name}: no face found in this reference photo.", path=name)
-        return upright.faces[0].embedding
+        references = [(f"reference.images[{i}]", base64_bytes(data)) for i, data in enumerate(req.reference.images)]
+        candidates = [(f"candidates[{i}]", base64_bytes(data)) for i, data in enumerate(req.candidates)]
+        return compare_photos(analyzer, references, candidates, top_k=req.top_k)

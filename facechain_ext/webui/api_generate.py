@@ -97,9 +97,10 @@ class GenerateRoutes:
         analyzer = self.ctx.analyzer()
         target = decode_base64_image(req.target, "target")
         reference_image, reference_embedding = self._reference(req, analyzer)
-        faces = analyzer.detect(target, embed=True)
+        faces = analyzer.find_faces(target, embed=True).faces  # the orientation policy of every surface
         if not faces:
-            raise FaceChainError("no_face", "target: no face found in the image, so there is nothing to fuse.", input="target")
+            raise FaceChainError("no_face", "target: no face found in the image (also tried it turned by 90, 180 and "
+                                 "270 degrees), so there is nothing to fuse.", input="target")
         before = cosine_similarity(faces[0].embedding, reference_embedding)
         result = fuse_face(target, reference_image, analyzer, strength=req.strength, target_face=faces[0])
         after_embedding = analyzer.embed(result.image, dataclasses.replace(faces[0], embedding=None))
@@ -131,11 +132,12 @@ class GenerateRoutes:
         for i, data in enumerate(images):
             name = f"reference.images[{i}]"
             image = decode_base64_image(data, name)
-            faces = analyzer.detect(image, embed=True)
-            if not faces:
-                raise FaceChainError("no_face", f"{name}: no face found in this reference photo.", input=name)
+            found = analyzer.find_faces(image, embed=True)
+            if found.best is None:
+                raise FaceChainError("no_face", f"{name}: no face found in this reference photo (also tried it turned "
+                                     "by 90, 180 and 270 degrees).", input=name)
             decoded.append(image)
-            embeddings.append(faces[0].embedding)
+            embeddings.append(found.best.embedding)
         return decoded[0], mean_embedding(embeddings)
 
     def styles(self) -> dict[str, Any]:

@@ -55,5 +55,7 @@ class IdentityRoutes:
         return jsonable(self.ctx.identities.get(name).to_dict())
 
     def delete_identity(self, name: str) -> dict[str, Any]:
-        self.ctx.identities.delete(name)
+        from ..identity_creation import delete_identity
+
+        delete_identity(self.ctx, name)  # 409 job_running while a training uses it
         return {"deleted": name}

@@ -161,7 +161,9 @@ class IdentityHandlers:
         try:
             if not name:  # nothing chosen, or the confirmation was declined (the JS then sends null)
                 raise FaceChainError("invalid_request", "Nothing deleted: choose an identity and confirm.")
-            self.ctx.identities.delete(name)
+            from ..identity_creation import delete_identity
+
+            delete_identity(self.ctx, name)  # refused (job_running) while a training uses it
             message = message_html(f"Identity <b>{html.escape(name)}</b> deleted.")
         except FaceChainError as err:
             message = error_message(err)

@@ -15,6 +15,7 @@ from contextlib import closing
 from typing import Any, Sequence
 
 from facechain_ext.errors import FaceChainError
+from facechain_ext.identity_creation import identity_subject
 from facechain_ext.jobs import Job, JobHandle
 from facechain_ext.training.service import TrainRequest, check_lora_name, train_identity
 
@@ -39,7 +40,10 @@ def submit_training(ctx: Any, request: Any, host_task_id: str | None = None) -> 
     # Registered before the worker can start it, so the host's progress endpoint says "queued" until it runs.
     queue_host_task(task_id)
     try:
-        job = ctx.jobs.submit("train", lambda handle: run_training_job(ctx, req, handle, task_id), exclusive_key=TRAIN_KEY)
+        with ctx.identities.lock:  # no delete/overwrite between "it exists" and "the job holds it"
+            ctx.identities.get(req.identity)
+            job = ctx.jobs.submit("train", lambda handle: run_training_job(ctx, req, handle, task_id),
+                                  exclusive_key=TRAIN_KEY, subjects=[identity_subject(identity.name)])
     except FaceChainError:
         drop_queued_host_task(task_id)  # never started: do not leave it "queued" forever
         raise
