@@ -71,6 +71,15 @@ class FactJob:
         return first
 
 
+def _same_files(a: Optional[FactFiles], b: FactFiles) -> bool:
+    """The same weight files (symlinked or relative paths resolved)."""
+    if a is None:
+        return False
+    return a.variant == b.variant and all(
+        Path(x).resolve() == Path(y).resolve() for x, y in ((a.encoder, b.encoder), (a.adapter, b.adapter))
+    )
+
+
 class FactRuntime:
     """FACT state of one FaceChainContext: the loaded model and the live hook (see module doc).
 
@@ -100,7 +109,7 @@ class FactRuntime:
              loader: Optional[Callable[..., FactModel]] = None) -> FactModel:
         """The FACT model of `files` on `device` in `dtype`: loaded the first time, moved (not reloaded) later."""
         with self._lock:
-            if self.model is not None and self.model.files != files:
+            if self.model is not None and not _same_files(self.model.files, files):
                 self.model = None  # another variant or file: drop the old weights before loading new ones
             if self.model is None:
                 if loader is None:

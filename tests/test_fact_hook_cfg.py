@@ -270,3 +270,34 @@ def test_an_extra_unet_call_by_another_extension_is_routed_by_content(harness):
     right, wrong = harness.alone(Row(0, C0, True), step, True), harness.alone(Row(0, C0, True), step, False)
     torch.testing.assert_close(rerun[0], right, rtol=1e-4, atol=2e-5)
     assert (rerun[0] - wrong).abs().max() > 1e-3
+
+
+def test_adapter_in_another_dtype_than_the_unet_activations(unet, adapter):
+    """The hook feeds each block in its own dtype and hands x back in the UNet's (fp16 adapter under autocast on
+    CUDA; here a bfloat16 adapter with a float32 UNet on the CPU)."""
+    import copy
+
+    half = copy.deepcopy(adapter).to(torch.bfloat16)
+    x = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(2))
+    t, context = torch.tensor([500.0, 500.0]), torch.stack([C0, U0])
+    with torch.no_grad():
+        plain = unet(x, t, context=context)
+        with attach(unet, pairs(adapter), FaceTokens(F_TOK, N_TOK), scale=0.5):
+            full = unet(x, t, context=context)
+        with attach(unet, pairs(half), FaceTokens(F_TOK, N_TOK), scale=0.5):
+            reduced = unet(x, t, context=context)
+    assert reduced.dtype == torch.float32 and torch.isfinite(reduced).all()
+    assert (reduced - full).abs().max() < 0.1 * (full - plain).abs().max()
+
+
+def test_cross_attention_that_changes_the_token_count_is_refused(unet, adapter):
+    """Token merging on cross-attention (ToMe's merge_crossattn) changes attn2's output length: FACT cannot add its δ."""
+    site = sites_for(WIDTH)[0]
+    shrink = unet.get_submodule(f"{site.compvis}.attn2").register_forward_hook(lambda m, a, out: out[:, ::2])
+    try:
+        with attach(unet, pairs(adapter), FaceTokens(F_TOK, N_TOK), scale=0.5), torch.no_grad():
+            with pytest.raises(RuntimeError, match="token merging on cross-attention"):
+                unet(torch.randn(1, 4, 8, 8), torch.tensor([500.0]), context=C0[None])
+    finally:
+        shrink.remove()
+    assert not has_fact_hooks(unet)
