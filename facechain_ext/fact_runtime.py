@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # torch and the FACT modules load when a job uses FACT, not a
     import torch
     from torch import nn
 
+    from .fact.adapter import FactAdapter
     from .fact.attach import FaceTokens, FactAttachment, RowRouter
     from .fact.files import FactFiles
     from .fact.model import FactModel
@@ -70,6 +71,15 @@ class FactJob:
         return first
 
 
+def _same_files(a: Optional[FactFiles], b: FactFiles) -> bool:
+    """The same weight files (symlinked or relative paths resolved)."""
+    if a is None:
+        return False
+    return a.variant == b.variant and all(
+        Path(x).resolve() == Path(y).resolve() for x, y in ((a.encoder, b.encoder), (a.adapter, b.adapter))
+    )
+
+
 class FactRuntime:
     """FACT state of one FaceChainContext: the loaded model and the live hook (see module doc).
 
@@ -99,7 +109,7 @@ class FactRuntime:
              loader: Optional[Callable[..., FactModel]] = None) -> FactModel:
         """The FACT model of `files` on `device` in `dtype`: loaded the first time, moved (not reloaded) later."""
         with self._lock:
-            if self.model is not None and self.model.files != files:
+            if self.model is not None and not _same_files(self.model.files, files):
                 self.model = None  # another variant or file: drop the old weights before loading new ones
             if self.model is None:
                 if loader is None:
@@ -137,15 +147,13 @@ class FactRuntime:
     def attached_to(self, unet: nn.Module) -> bool:
         return self.attachment is not None and self.attachment.attached and self.attachment.unet is unet
 
-    def attach(self, unet: nn.Module, tokens: FaceTokens, scale: float, offload_device: Optional[Any] = None) -> FactAttachment:
-        """Hook the loaded model's adapter into `unet` (replacing any earlier hook)."""
+    def attach(self, unet: nn.Module, adapter: FactAdapter, tokens: FaceTokens, scale: float,
+               offload_device: Optional[Any] = None) -> FactAttachment:
+        """Hook `adapter` (the loaded model's) into `unet`, replacing any earlier hook."""
         from .fact.attach import attach, remove_fact_hooks
 
-        if self.model is None:
-            raise RuntimeError("load the FACT model before attaching it")
         self.detach()
         remove_fact_hooks(unet)  # strays of a job whose runtime was lost
-        adapter = self.model.adapter
         blocks = [(site, adapter.block(site)) for site in adapter.sites]
         self.attachment = attach(unet, blocks, tokens, scale=scale, router=self.router, offload_device=offload_device)
         if not any(ref() is unet for ref in self._unets):

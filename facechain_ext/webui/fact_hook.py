@@ -138,7 +138,7 @@ def _attach(ctx: Any, runtime: FactRuntime, fact: FactJob, unet: Any) -> None:
     if fact.tokens is None:
         fact.tokens = _tokens(ctx, model, fact)
     lowvram = bool(getattr(shared.cmd_opts, "lowvram", False))
-    runtime.attach(unet, fact.tokens, fact.scale, offload_device=devices.cpu if lowvram else None)
+    runtime.attach(unet, model.adapter, fact.tokens, fact.scale, offload_device=devices.cpu if lowvram else None)
     if lowvram:
         model.to(devices.cpu)  # blocks travel to the GPU one at a time while their transformer block runs
     fact.applied = True

@@ -4,8 +4,8 @@ Written to reproduce the host's batch layout exactly, because UNet hooks (FACT) 
 - x_in = [x of image i repeated once per cond of image i (AND prompts) ...; x (one uncond row per image)];
 - `on_cfg_denoiser(CFGDenoiserParams(x_in, image_cond_in, sigma_in, step, steps, text_cond, text_uncond, self))`
   fires before any UNet call; the callback may replace every field;
-- skip_uncond (`skip_early_cond`, or "Negative Guidance minimum sigma" `s_min_uncond` on odd steps or with
-  `s_min_uncond_all`) drops the last batch_size rows;
+- skip_uncond (`skip_early_cond` ≠ 0 while step/total ≤ it, or "Negative Guidance minimum sigma" `s_min_uncond` on
+  odd steps or with `s_min_uncond_all`) drops the last batch_size rows;
 - cond/uncond of different token lengths: padded (`pad_cond_uncond_v0`: repeat last / truncate the uncond;
   `pad_cond_uncond`: empty-prompt chunks appended to the shorter) or else run apart: cond rows in chunks of
   batch_size (× 2 with batch_cond_uncond), then one uncond call;
@@ -131,11 +131,13 @@ class CFGDenoiser(torch.nn.Module):
         tensor, uncond = denoiser_params.text_cond, denoiser_params.text_uncond
         skip_uncond = False
 
-        if self.step / self.total_steps <= opts.skip_early_cond:
+        if opts.skip_early_cond != 0. and self.step / self.total_steps <= opts.skip_early_cond:
             skip_uncond = True
-            x_in, sigma_in = x_in[:-batch_size], sigma_in[:-batch_size]
-        if (self.step % 2 or opts.s_min_uncond_all) and s_min_uncond > 0 and sigma[0] < s_min_uncond:
+            self.p.extra_generation_params["Skip Early CFG"] = opts.skip_early_cond
+        elif (self.step % 2 or opts.s_min_uncond_all) and s_min_uncond > 0 and sigma[0] < s_min_uncond:
             skip_uncond = True
+            self.p.extra_generation_params["NGMS"] = s_min_uncond
+        if skip_uncond:
             x_in, sigma_in = x_in[:-batch_size], sigma_in[:-batch_size]
 
         self.padded_cond_uncond = False
