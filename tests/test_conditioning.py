@@ -183,6 +183,38 @@ def test_the_accordion_has_the_fact_controls_and_pasting_restores_them(ctx, fake
     assert args_from_script_args([restored[i] for i in range(len(controls))]) == args
 
 
+def test_the_photo_list_follows_the_identity_and_keeps_a_pasted_choice(ctx, fake_host):
+    script = FaceChainScript(ctx)
+    with gr.Blocks() as demo:
+        script.ui(is_img2img=False)
+    fns = demo.fns.values() if isinstance(demo.fns, dict) else demo.fns  # gradio 4: dict, gradio 3: list
+    (follow,) = [f.fn for f in fns if getattr(f.fn, "__name__", "") == "follow_identity"]
+    choices = fact_photo_choices(ctx, NOLORA)
+    update, note = follow(NOLORA, ["photos/99.png", choices[1][1]])
+    assert update["choices"] == choices and update["value"] == [choices[1][1]]  # unknown names dropped
+    assert NOLORA in note and "no LoRA yet" in note
+    update, note = follow(None, [choices[0][1]])
+    assert update["choices"] == [] and update["value"] == [] and note == ""
+
+
+def test_the_generate_view_passes_the_likeness_fields(ctx, fake_host, data_dir):
+    from facechain_ext.webui import tab_generate
+
+    install_sampler(data_dir)
+    try:
+        handler = tab_generate._wrapped_handler(ctx)
+        gallery, infotexts, _, status = handler(
+            "task(facechain-fact)", NOLORA, ["studio_headshot"], 1, 512, 512, 10, 7.0, "Euler a", SEED, False,
+            False, 0.7, False, 0, 0.0, False, "", "", "fact", 0.9, 2, [],
+        )
+    finally:
+        processing.fake_sampler = None
+    assert len(gallery) == 1
+    assert "FACT is off" in status and ENCODER_FILE in status  # asked for FACT: told exactly what is missing
+    params = parse_generation_parameters(infotexts[0])
+    assert params["FaceChain conditioning"] == "none"
+
+
 def test_photo_choices_follow_quality_and_the_note_says_what_auto_does(ctx, fact_installed):
     from facechain_ext.fact.faceinput import identity_photos
 

@@ -149,3 +149,19 @@ def test_the_fact_missing_message_names_the_file_and_every_way_to_get_it(tmp_pat
     for part in ("Download transface_s", "POST /facechain/v1/models/transface_s/download",
                  "models download transface_s --allow-download", "yucheng1996/FaceChain-FACT", "v1.0.0", "fact convert"):
         assert part in message, part
+
+
+def test_the_cli_downloads_a_fact_file_only_with_consent(server, tmp_path, capsys, monkeypatch):
+    import json
+
+    from facechain_ext.cli import main
+
+    monkeypatch.delenv("FACECHAIN_OFFLINE", raising=False)
+    monkeypatch.setenv("FACECHAIN_MODELSCOPE_ENDPOINT", server.base_url)
+    root = ["--models-dir", str(tmp_path / "m")]
+    assert main([*root, "models", "download", "transface_s"]) == 1
+    assert json.loads(capsys.readouterr().out)["error"]["code"] == "downloads_disabled" and server.requests == []
+    assert main([*root, "models", "download", "transface_s", "--allow-download"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["files"] == [{"name": ENCODER_FILE, "size": SIZE, "sha256": None}]
+    assert (tmp_path / "m" / "fact" / ENCODER_FILE).read_bytes() == ENCODER
