@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from http.cookiejar import CookieJar
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .errors import FaceChainError
 
@@ -42,7 +42,7 @@ class ListedFile:
     url: str
 
 
-def _client() -> tuple[type, object]:
+def _client() -> tuple[Any, Any]:
     """(HubApi, get_file_download_url), imported only when a download starts (modelscope imports torch)."""
     try:
         from modelscope.hub.api import HubApi
