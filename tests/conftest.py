@@ -77,6 +77,26 @@ def tiny_sd(tmp_path_factory):
     return TinyLatentDiffusion(tmp_path_factory.mktemp("tiny"))
 
 
+@pytest.fixture
+def fake_forge(fake_host, monkeypatch):
+    """The stand-in host turned into Forge: tests/fakeforge (`modules_forge`, `backend`) importable on top of fakehost,
+    Forge's main thread running. Yields the `modules_forge.main_thread` module. Afterwards the packages are forgotten
+    again (`importlib.util.find_spec("modules_forge")` is None), so later tests see A1111."""
+    import sys
+    import threading
+
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "tests" / "fakeforge"))
+    from modules_forge import main_thread
+
+    thread = threading.Thread(target=main_thread.loop, name="forge-main-thread", daemon=True)
+    thread.start()
+    yield main_thread
+    main_thread.stop()
+    thread.join(timeout=5)
+    for name in [n for n in sys.modules if n.split(".")[0] in ("modules_forge", "backend")]:
+        del sys.modules[name]
+
+
 @pytest.fixture(scope="session")
 def fact_release(tmp_path_factory):
     """Synthetic FACT release files with the published keys and shapes (tests/fact_helpers.py), written once."""

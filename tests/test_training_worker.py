@@ -172,10 +172,6 @@ def test_refusals_before_and_inside_the_job(host, tmp_path, prepared, monkeypatc
     shared.sd_model = None
     job = submit_training(ctx, FAST)
     assert ctx.jobs.wait(job.id, 30).error["code"] == "host_unavailable"
-    monkeypatch.setattr(training_worker, "is_forge", lambda: True)
-    with pytest.raises(FaceChainError) as err:
-        submit_training(ctx, FAST)
-    assert err.value.code == "unsupported_host" and "Forge" in err.value.message and err.value.http_status == 501
     ctx.jobs.shutdown(5)
 
 

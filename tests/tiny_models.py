@@ -125,14 +125,30 @@ def tiny_diffusers_model(folder: Path, *, seed: int = 3, is_sd1: bool = True):
                           tokenizer, tiny_scheduler(), checkpoint_name="tiny-diffusers", is_sd1=is_sd1)
 
 
+# ldm UNetModel arguments of the tiny SD1-shaped UNet (the host's class; Forge's UNet takes the same ones).
+TINY_UNET_CONFIG = dict(image_size=8, in_channels=4, model_channels=32, out_channels=4, num_res_blocks=2,
+                        attention_resolutions=(1,), channel_mult=(1, 2), num_head_channels=8,
+                        use_spatial_transformer=True, transformer_depth=1, context_dim=CONTEXT_DIM, legacy=False)
+
+
 def tiny_ldm_unet(seed: int = 4, use_checkpoint: bool = True) -> nn.Module:
     """The host's UNet class in the same geometry as `tiny_diffusers_unet` (attention at the first level only)."""
     from ldm.modules.diffusionmodules.openaimodel import UNetModel
 
-    unet = UNetModel(image_size=8, in_channels=4, model_channels=32, out_channels=4, num_res_blocks=2,
-                     attention_resolutions=(1,), channel_mult=(1, 2), num_head_channels=8, use_spatial_transformer=True,
-                     transformer_depth=1, context_dim=CONTEXT_DIM, use_checkpoint=use_checkpoint, legacy=False)
+    unet = UNetModel(**TINY_UNET_CONFIG, use_checkpoint=use_checkpoint)
     return randomize_(unet, seed).eval()
+
+
+def tiny_forge_sd(folder: Path, *, seed: int = 4, prediction_type: str = "epsilon"):
+    """A Forge SD1 engine (tests/fakeforge, `backend` must be importable) with the tiny parts: its UNet carries the
+    weights of `tiny_ldm_unet(seed)`, its VAE and text encoder are those of `TinyLatentDiffusion`."""
+    from backend.loader import forge_loader
+
+    tokenizer = make_tokenizer(folder / "tokenizer")
+    scheduler = {"prediction_type": prediction_type, "beta_schedule": "scaled_linear", "beta_start": 0.00085,
+                 "beta_end": 0.012, "num_train_timesteps": 1000}
+    return forge_loader({**TINY_UNET_CONFIG, "use_checkpoint": False}, tiny_ldm_unet(seed).state_dict(), tiny_vae(),
+                        tiny_text_encoder(len(tokenizer.get_vocab())), tokenizer, scheduler)
 
 
 class _DiffusionWrapper(nn.Module):

@@ -37,7 +37,9 @@ if ! printf '%s\n' "$@" | grep -q "^tests/"; then
   # No test file named (pytest options only, e.g. -q -x): every test file that touches gradio, fastapi or pydantic (directly or through the webui glue / fake host).
   # The named files are the UI/API/schema ones; the grep adds any new file that imports the host glue, these libraries
   # or our pydantic models (the LoRA/diffusion files are left out: slow, and no gradio/fastapi/pydantic in them).
+  # Plus the Forge stand-in tests (tests/fakeforge): training and FACT on Forge's objects, on Forge's torch.
   set -- "$@" $( (ls tests/test_webui_*.py tests/test_script_*.py tests/test_training_*.py tests/test_generation*.py \
+      tests/test_fakeforge.py tests/test_*forge*.py \
       tests/test_styles.py tests/test_models_api.py tests/test_downloads.py tests/test_jobs.py 2>/dev/null;
     grep -lE "^\s*(from|import) (gradio|fastapi|pydantic|modules|launch|scripts\b|facechain_ext\.webui|facechain_ext\.(schemas|modelcompat|generation|styles))|fake_host" \
       tests/test_*.py) | sort -u)

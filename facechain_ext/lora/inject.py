@@ -65,8 +65,11 @@ class UnetSnapshot:
                     value.update(state.containers[key])
                 current[key] = value
         for param, requires_grad, grad in self.params:
-            param.requires_grad_(requires_grad)
-            param.grad = grad
+            # only when changed: an inference tensor (Forge's weights) refuses even a no-op requires_grad_(True)
+            if param.requires_grad != requires_grad:
+                param.requires_grad_(requires_grad)
+            if param.grad is not grad:
+                param.grad = grad
 
 
 def find_targets(unet: nn.Module, config: TrainConfig) -> list[str]:
@@ -170,10 +173,13 @@ def _inject(unet: nn.Module, targets: list[str], config: TrainConfig) -> None:
 def lora_attached(model, config: TrainConfig) -> Iterator[LoraSession]:
     """Inject LoRA into `model.unet` (a DiffusionModel) and yield a LoraSession; restore the UNet on exit."""
     unet = model.unet
-    targets = find_targets(unet, config)
     snapshot = UnetSnapshot.capture(unet)
     try:
         _prepare_checkpointing(unet, config.gradient_checkpointing)
+        prepare = getattr(model, "prepare_unet_for_training", None)
+        if prepare is not None:  # host-specific instance changes (diffusion/forge.py), undone by the restore below
+            prepare(config)
+        targets = find_targets(unet, config)
         _inject(unet, targets, config)
         yield LoraSession(unet, targets, float(config.alpha))
     finally:

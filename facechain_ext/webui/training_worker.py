@@ -34,8 +34,6 @@ def submit_training(ctx: Any, request: Any, host_task_id: str | None = None) -> 
     req = TrainRequest.coerce(request)
     identity = ctx.identities.get(req.identity)
     check_lora_name(req.lora_name or identity.name, ctx.settings.facechain_lora_dir, req.overwrite)
-    if is_forge():
-        raise _forge_error()
     task_id = host_task_id if is_host_task_id(host_task_id) else new_host_task_id(JOB_NAME)
     # Registered before the worker can start it, so the host's progress endpoint says "queued" until it runs.
     queue_host_task(task_id)
@@ -70,8 +68,8 @@ def run_training_job(ctx: Any, request: TrainRequest, handle: JobHandle, task_id
         if host_handle.cancelled:  # cancelled while it waited for the lock (another generation was running)
             raise FaceChainError("cancelled", "Training was cancelled before it started; nothing was written.")
         host_handle.progress(0, 1, "FaceChain: preparing training")
-        model = _host_model(shared)
         _unmerge_prompt_loras()
+        model = _host_model(shared)  # on Forge this also loads the checkpoint's own UNet weights (see _forge_model)
         render = HostValidationRenderer(resolution_hint=request.resolution)
         result = train_identity(ctx, model, request, host_handle, render)
         result["host_task_id"] = task_id
@@ -109,12 +107,13 @@ class HostProgress:
 
 
 def _host_model(shared: Any) -> Any:
-    """The loaded checkpoint as a `DiffusionModel` (A1111 ldm object); clear errors for what cannot be trained."""
-    if is_forge():
-        raise _forge_error()
+    """The loaded checkpoint as a `DiffusionModel` (A1111 ldm object or Forge engine); clear errors for what cannot
+    be trained."""
     sd_model = getattr(shared, "sd_model", None)
     if sd_model is None:
         raise FaceChainError("host_unavailable", "No checkpoint is loaded in the webui; load an SD1.5 checkpoint and train again.")
+    if is_forge():
+        return _forge_model(sd_model)
     if not hasattr(getattr(sd_model, "model", None), "diffusion_model"):
         raise FaceChainError(
             "unsupported_model",
@@ -151,13 +150,16 @@ def _unmerge_prompt_loras() -> None:
         activate(p, {})
 
 
-def _forge_error() -> FaceChainError:
-    return FaceChainError(
-        "unsupported_host",
-        "Face LoRA training is not supported inside Forge yet: Forge's model object has no trainable ldm `model` "
-        "(its UNet lives behind a ModelPatcher). Train in AUTOMATIC1111, then copy the LoRA files "
-        "(<name>.safetensors, .json, .png from models/Lora/FaceChain) into Forge's Lora folder: Forge reads them.",
-    )
+def _forge_model(sd_model: Any) -> Any:
+    """Forge's engine as a `DiffusionModel` (diffusion/forge.py), its UNet managed by Forge's memory management:
+    `backend.memory_management.load_models_gpu` loads `forge_objects_original.unet` (weights of the last prompt's
+    LoRA restored by its LoraLoader) now and again when the LoRA layers are attached. Forge's `sd_models` has no
+    `lowvram` flag; a UNet Forge keeps partly in CPU memory is refused by ForgeModel when training starts."""
+    from backend import memory_management
+
+    from facechain_ext.diffusion.forge import ForgeModel
+
+    return ForgeModel(sd_model, load_models=memory_management.load_models_gpu)
 
 
 class HostValidationRenderer:

@@ -1,0 +1,1 @@
+"""Stand-in of Forge's `backend` package (tests only; see ../README.md)."""
