@@ -219,3 +219,18 @@ def test_unloading_scripts_drops_the_hook_and_the_model(host, sd15_unet):
 
     script_callbacks.script_unloaded_callback()
     assert not has_fact_hooks(sd15_unet) and host.ctx.fact.model is None
+
+
+def test_a_replacement_unet_that_bypasses_the_blocks_is_reported(host, sd15_unet):
+    """The host's SD UNet option (e.g. TensorRT, modules/sd_unet.py) runs its own network instead of the blocks."""
+    p = host.new_p()
+    host.start(p)
+    sd15_unet.forward = lambda x, timesteps=None, context=None, **kwargs: torch.zeros_like(x)
+    try:
+        host.step(p)
+        unet_call(sd15_unet, torch.stack([COND, UNCOND]))
+    finally:
+        del sd15_unet.forward
+    host.script.postprocess(p, host.processing.Processed(p, []), ARGS)
+    assert any("FACT had no effect" in text for text in p.comments)
+    assert not has_fact_hooks(sd15_unet)

@@ -185,6 +185,7 @@ class FactAttachment:
         self.router = router if router is not None else RowRouter()
         self.offload_device = offload_device
         self.calls = 0  # UNet calls seen (tests, diagnostics)
+        self.block_calls = 0  # adapter blocks run: 0 after UNet calls means something bypassed the blocks
         self._rows: Optional[tuple[bool, ...]] = None
         self._face_cache: dict[tuple, torch.Tensor] = {}
         # validate every site before the first hook goes on: all or nothing
@@ -250,6 +251,7 @@ class FactAttachment:
         def before_norm2(module: nn.Module, args: tuple) -> Optional[tuple]:
             entry.delta = None
             x = args[0]
+            self.block_calls += 1
             if self.scale == 0.0:
                 return None
             fact = _placed(entry.fact, x.device)

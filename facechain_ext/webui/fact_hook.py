@@ -30,6 +30,8 @@ from ..generation_state import GenerationState, get_state
 
 log = logging.getLogger("facechain")
 KEEP_ON_GPU_KEY = "facechain_fact_keep_on_gpu"
+BYPASSED = ("FaceChain FACT had no effect: the UNet ran without its transformer blocks (a replacement UNet such as "
+            "Settings → SD UNet / TensorRT was active); switch it to Automatic or None for FACT.")
 FORGE_REFUSAL = ("FaceChain FACT is not available on Forge yet (its UNet is patched through Forge's ModelPatcher); "
                  "this generation runs without FACT.")
 
@@ -191,6 +193,9 @@ def finish(ctx: Any, p: Any) -> None:
     runtime = _runtime(ctx, create=False)
     if runtime is None or (runtime.job is not None and not runtime.owns(p)):
         return
+    attachment = runtime.attachment
+    if attachment is not None and attachment.calls and not attachment.block_calls:
+        _say(p, get_state(p), BYPASSED)
     runtime.end()
     _park(runtime)
 
