@@ -64,6 +64,12 @@ REQUIREMENTS = (
                 skip_on_forge=True),
     Requirement(("peft",), ">=0.10.0,<=0.13.2", "peft==0.13.2", "LoRA training", skip_on_forge=True,
                 needs_torch=True),
+    # ModelScope's hub client lists FACT's files with their sha256 (downloads happen only with the user's consent).
+    # 1.28-1.37 need only requests/tqdm/urllib3/filelock/packaging/setuptools; 1.38+ pull modelscope-hub and
+    # cryptography and list no sha256. Any installed modelscope >= 1.28 (another extension's) is left alone;
+    # optional: without it FACT's files are installed by hand.
+    Requirement(("modelscope",), ">=1.28", "modelscope>=1.28,<1.38", "FACT model downloads (ModelScope hub client)",
+                optional=True),
     # HEIC/HEIF (iPhone) and AVIF photos. Under the host's Pillow 9.5.0 pin pip resolves 0.16.0 (wheels for
     # CPython 3.10 on Linux and Windows); < 0.22 keeps its AVIF decoder (deprecated in 0.22, gone in 1.x).
     Requirement(("pillow-heif",), ">=0.10", "pillow-heif>=0.10,<0.22", "HEIC and AVIF phone photos", optional=True),

@@ -21,6 +21,9 @@ class Settings:
     offline: bool = False  # --facechain-offline: never download, whatever the other settings say
     allow_downloads: bool = False  # user consent for manifest downloads
     styles_dirs: tuple[Path, ...] = field(default_factory=tuple)  # extra user style folders
+    # ModelScope server for FACT downloads (FACECHAIN_MODELSCOPE_ENDPOINT, e.g. a mirror); None: the modelscope
+    # client's default (https:// + MODELSCOPE_DOMAIN, or www.modelscope.cn)
+    modelscope_endpoint: Optional[str] = None
 
     @property
     def identities_dir(self) -> Path:
@@ -41,6 +44,10 @@ class Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
+def modelscope_endpoint_from_env() -> Optional[str]:
+    return os.environ.get("FACECHAIN_MODELSCOPE_ENDPOINT") or None
+
+
 def default_settings() -> Settings:
     """Settings outside the host (CLI, benchmarks): FACECHAIN_MODELS_DIR or ~/.cache/facechain."""
     root = Path(os.environ.get("FACECHAIN_MODELS_DIR", Path.home() / ".cache" / "facechain"))
@@ -52,4 +59,5 @@ def default_settings() -> Settings:
         lora_dir=Path(lora) if lora else None,
         face_backend=os.environ.get("FACECHAIN_FACE_BACKEND", "auto"),
         offline=os.environ.get("FACECHAIN_OFFLINE", "") not in ("", "0"),
+        modelscope_endpoint=modelscope_endpoint_from_env(),
     )

@@ -14,6 +14,7 @@ from .config import Settings
 
 if TYPE_CHECKING:  # imported lazily at runtime: faces pulls numpy/cv2/onnxruntime
     from .faces.analyzer import FaceAnalyzer
+    from .fact_runtime import FactRuntime
     from .identities import IdentityStore
     from .jobs import JobQueue
     from .styles import StyleLibrary
@@ -67,3 +68,10 @@ class FaceChainContext:
         from .jobs import JobQueue
 
         return JobQueue()
+
+    @cached_property
+    def fact(self) -> FactRuntime:
+        """FACT's loaded model and live UNet hook (loaded on the first job that uses FACT)."""
+        from .fact_runtime import FactRuntime
+
+        return FactRuntime()

@@ -2,11 +2,13 @@
 
 `download_model(spec, settings)` is the one entry point (the HTTP route, the tab's button and the CLI call it):
 1. refuse before any network access: `unverifiable_model` (422) when the manifest cannot verify the bytes (then the
-   model is manual install only), `downloads_disabled` (403) when the user did not allow downloads or runs offline;
+   model is manual install only), `downloads_disabled` (403) when the user did not allow downloads or runs offline,
+   `dependency_missing` (503) when a ModelScope model's hub client (the modelscope package) is not installed;
 2. stream each file (or the model's zip) into a hidden temp file inside the target folder, in chunks, reporting
-   progress and checking `should_stop` between chunks;
-3. verify size and sha256 against the manifest; a zip is verified as a whole before it is opened, then only the
-   expected members are extracted (refusing archives with unsafe member names) and verified again;
+   progress and checking `should_stop` between chunks; a ModelScope model's files are first looked up in the
+   repository's file listing (facechain_ext/modelscope_files.py), which gives each file's address, size and sha256;
+3. verify size and sha256 against the manifest (or that listing); a zip is verified as a whole before it is opened,
+   then only the expected members are extracted (refusing archives with unsafe member names) and verified again;
 4. publish the verified files as one set (`atomic.Publication`) only when all of them are ready: a failure, a cancel
    or Ctrl-C leaves no temp file and no partial model behind; a killed process's temps are removed at the next
    download into the folder.
@@ -29,7 +31,18 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable
 from .atomic import Publication, our_name
 from .config import Settings
 from .errors import FaceChainError
-from .models import ModelArchive, ModelFile, ModelSpec, consent_problem, get_spec, is_installed, manual_reason
+from .models import (
+    HubRepo,
+    ModelArchive,
+    ModelFile,
+    ModelSpec,
+    consent_problem,
+    dependency_problem,
+    found_file,
+    get_spec,
+    is_installed,
+    manual_reason,
+)
 
 if TYPE_CHECKING:
     from .context import FaceChainContext
@@ -61,6 +74,11 @@ def check_download_allowed(spec: ModelSpec, settings: Settings) -> None:
             "downloads_disabled", f"Not downloading {spec.name}: {problem} Or put the files into {target} by hand.",
             model=spec.name, path=str(target), offline=settings.offline, allow_downloads=settings.allow_downloads,
         )
+    dependency = dependency_problem(spec)
+    if dependency is not None:
+        raise FaceChainError("dependency_missing", f"Cannot download {spec.name}: {dependency}. Or put "
+                             f"{', '.join(f.name for f in spec.files)} into {target} by hand.",
+                             model=spec.name, path=str(target), package="modelscope")
 
 
 def submit_download(ctx: FaceChainContext, name: str) -> Job:
@@ -98,7 +116,9 @@ def download_model(
     with Publication(target) as publication, ExitStack() as temps:  # temps registered here are deleted on the way out
         fetch = _Fetcher(spec, progress or _no_progress, should_stop or _never, opener or urllib.request.urlopen,
                          publication.token)
-        if spec.archive is not None:
+        if spec.modelscope is not None:
+            ready = _download_from_modelscope(spec, spec.modelscope, settings.modelscope_endpoint, target, fetch, temps)
+        elif spec.archive is not None:
             ready = _download_archive(spec, spec.archive, target, fetch, temps)
         else:
             ready = [(fetch.file(f.url or "", f.name, f.size, f.sha256, target, temps), f.name) for f in spec.files]
@@ -108,6 +128,24 @@ def download_model(
         publication.commit()
     fetch.report(f"{spec.name}: installed in {target}")
     return _result(spec, target, downloaded=fetch.done, already_present=False)
+
+
+def _download_from_modelscope(
+    spec: ModelSpec, repo: HubRepo, endpoint: str | None, target: Path, fetch: _Fetcher, temps: ExitStack
+) -> list[tuple[Path, str]]:
+    """Each file at the address, size and sha256 the repository's ModelScope file listing gives (one listing call)."""
+    from .modelscope_files import list_files, listed_file
+
+    fetch.report(f"{spec.name}: reading the file list of {repo.repo} (revision {repo.revision})")
+    listing = list_files(repo, endpoint)
+    entries = [(f, listed_file(listing, f.name, repo)) for f in spec.files]
+    for expected, entry in entries:
+        if expected.sha256 is not None and expected.sha256.lower() != entry.sha256:
+            raise FaceChainError("checksum_mismatch", f"ModelScope lists {expected.name} with sha256 {entry.sha256}, "
+                                 f"the manifest {expected.sha256}; nothing was downloaded.", file=expected.name)
+        fetch.total += entry.size
+    fetch.stop_if_asked()
+    return [(fetch.file(entry.url, f.name, entry.size, entry.sha256, target, temps), f.name) for f, entry in entries]
 
 
 def _download_archive(
@@ -293,8 +331,13 @@ def _result(spec: ModelSpec, target: Path, *, downloaded: int, already_present: 
         "path": str(target),
         "already_present": already_present,
         "downloaded_bytes": downloaded,
-        "files": [{"name": f.name, "size": (target / f.name).stat().st_size, "sha256": f.sha256} for f in spec.files],
+        "files": [_file_result(target, f) for f in spec.files],
     }
+
+
+def _file_result(target: Path, expected: ModelFile) -> dict[str, Any]:
+    path = found_file(target, expected) or target / expected.name
+    return {"name": path.name, "size": path.stat().st_size, "sha256": expected.sha256}
 
 
 def _no_progress(done: int, total: int, text: str) -> None:

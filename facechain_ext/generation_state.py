@@ -9,10 +9,13 @@ background queue in jobs.py; the host's own unit of work is a "host task", see w
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .prompts import PromptPlan
 from .schemas import FaceChainArgs
+
+if TYPE_CHECKING:
+    from .fact_runtime import FactJob
 
 STATE_ATTR = "_facechain_generation"  # attribute name on the host's processing object
 
@@ -46,6 +49,8 @@ class GenerationState:
     records: list[ImageRecord] = field(default_factory=list)
     ranked: bool = False
     order: Optional[list[int]] = None  # positions of the returned images after ranking (None: not ranked)
+    wants_fact: bool = False  # the arguments ask for FACT (fact_runtime.resolve_conditioning)
+    fact: Optional[FactJob] = None  # FACT's part of the generation (tokens, scale), when FACT can run
 
     def add_record(self, seed: Optional[int], subseed: Optional[int]) -> ImageRecord:
         record = ImageRecord(position=len(self.records), seed=seed, subseed=subseed)

@@ -14,7 +14,7 @@ from .prompts import format_number
 from .schemas import FaceChainArgs, FusionArgs, RankingArgs, restore_choice, restore_value
 
 if TYPE_CHECKING:
-    from .generation_state import ImageRecord
+    from .generation_state import GenerationState, ImageRecord
 
 # Keys in the host's "Key: value" infotext. Values avoid commas so they survive the host's quoting unchanged.
 KEY_IDENTITY = "FaceChain identity"
@@ -24,7 +24,12 @@ KEY_STYLE = "FaceChain style"
 KEY_FUSION = "FaceChain fusion"
 KEY_RANKING = "FaceChain ranking"
 KEY_SIMILARITY = "FaceChain similarity"
-ARG_INFOTEXT_KEYS = (KEY_IDENTITY, KEY_LORA, KEY_LORA_WEIGHT, KEY_STYLE, KEY_FUSION, KEY_RANKING)
+KEY_CONDITIONING = "FaceChain conditioning"  # lora | fact | lora+fact (what was used), none, or auto
+KEY_FACT_SCALE = "FaceChain FACT scale"
+KEY_FACT_PHOTOS = "FaceChain FACT photos"  # a count (the best by quality) or names joined by "+"
+ARG_INFOTEXT_KEYS = (KEY_IDENTITY, KEY_LORA, KEY_LORA_WEIGHT, KEY_STYLE, KEY_FUSION, KEY_RANKING, KEY_CONDITIONING,
+                     KEY_FACT_SCALE, KEY_FACT_PHOTOS)
+NO_CONDITIONING = "none"  # neither the LoRA nor FACT was used; pasted back as "auto"
 
 
 def _ranking_text(ranking: RankingArgs) -> str:
@@ -53,6 +58,7 @@ def args_to_infotext(args: FaceChainArgs) -> dict[str, str]:
         params[KEY_STYLE] = args.style
     params[KEY_FUSION] = fusion_text(args.fusion)
     params[KEY_RANKING] = _ranking_text(args.ranking)
+    params.update(conditioning_infotext(args, args.conditioning))
     return params
 
 
@@ -66,6 +72,42 @@ def _fusion_setting_text(fusion: FusionArgs) -> str:
     if fusion.restore_visibility != 1.0:
         parts.append(f"restore_visibility={format_number(fusion.restore_visibility)}")
     return " ".join(parts)
+
+
+def conditioning_infotext(args: FaceChainArgs, used: str) -> dict[str, str]:
+    """`FaceChain conditioning` = `used` (the requested mode, or the one the generation resolved to), plus FACT's
+    scale and photos whenever FACT may take part."""
+    params = {KEY_CONDITIONING: used}
+    if used in ("auto", "fact", "lora+fact"):
+        params[KEY_FACT_SCALE] = format_number(args.fact_scale)
+        params[KEY_FACT_PHOTOS] = "+".join(args.fact_photos) if args.fact_photos else str(args.fact_photo_count)
+    return params
+
+
+def used_conditioning(state: GenerationState) -> str:
+    """What the generation used for the likeness: lora, fact, lora+fact, or none. FACT counts once its hook ran on a
+    sampling pass and was not turned off (e.g. by a non-SD1 checkpoint: facechain_ext/webui/fact_hook.py); the host
+    evaluates this per image, after sampling."""
+    lora = state.lora_name is not None
+    fact = state.fact is not None and state.fact.applied and state.fact.off is None
+    return {(True, True): "lora+fact", (True, False): "lora", (False, True): "fact"}.get((lora, fact), NO_CONDITIONING)
+
+
+def _parse_fact(params: Mapping[str, Any]) -> dict[str, Any]:
+    """conditioning / fact_scale / fact_photo_count / fact_photos from infotext (absent in older images: defaults)."""
+    values: dict[str, Any] = {}
+    mode = str(params.get(KEY_CONDITIONING, "")).strip()
+    if mode and mode != NO_CONDITIONING:
+        values["conditioning"] = mode
+    scale = params.get(KEY_FACT_SCALE)
+    if scale not in (None, ""):
+        values["fact_scale"] = float(scale)
+    photos = str(params.get(KEY_FACT_PHOTOS, "")).strip()
+    if photos.isdigit():
+        values["fact_photo_count"] = int(photos)
+    elif photos:
+        values["fact_photos"] = [name for name in photos.split("+") if name]
+    return values
 
 
 def fusion_text(fusion: Union[FusionArgs, float, None], record: Optional[ImageRecord] = None) -> str:
@@ -127,6 +169,7 @@ def args_from_infotext(params: Mapping[str, Any]) -> Optional[FaceChainArgs]:
             style=params.get(KEY_STYLE) or None,
             fusion=fusion,
             ranking=_parse_ranking(str(params.get(KEY_RANKING, "off"))),
+            **_parse_fact(params),
         )
     except (ValueError, FaceChainError) as exc:  # pydantic's ValidationError is a ValueError on v1 and v2
         raise FaceChainError("invalid_request", f"FaceChain infotext fields are malformed: {exc}") from exc

@@ -8,16 +8,20 @@ and how to allow the download when FaceChain can verify one.
 
 Checksums: only values read from public material are written here, with `checksum_source` saying where. A model
 without a checksum or size for every file it would fetch is "manual install only": FaceChain refuses to download
-bytes it cannot verify.
+bytes it cannot verify. Files from a ModelScope repository (`ModelSpec.modelscope`) are verified against the sha256
+and size ModelScope's own file listing publishes, read by the `modelscope` hub client when the download starts
+(facechain_ext/modelscope_files.py).
 """
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 from .config import Settings
+from .fact.files import ADAPTER_FILES, ENCODER_FILE, FACT_SUBDIR, converted_name
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,8 @@ class ModelFile:
     size: int | None = None  # bytes of the published file; None = unknown
     sha256: str | None = None  # hex digest of the published file; None = unknown
     url: str | None = None  # direct download of this file; None when it comes in `ModelSpec.archive` or by hand
+    # copies used instead of the file when present, in preference order (e.g. the fp16 safetensors `fact convert` writes)
+    converted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,18 @@ class ModelArchive:
 
 
 @dataclass(frozen=True)
+class HubRepo:
+    """A ModelScope model repository at a fixed revision; its files keep their names in the model folder."""
+
+    repo: str  # e.g. "yucheng1996/FaceChain-FACT"
+    revision: str  # a tag or branch, e.g. "v1.0.0"
+
+    @property
+    def page(self) -> str:
+        return f"https://www.modelscope.cn/models/{self.repo}/files"
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     kind: str  # "face_analysis" | "face_adapter" | "face_encoder" | "face_fusion"
@@ -54,6 +72,7 @@ class ModelSpec:
     required_for: str = ""  # which feature needs it
     archive: ModelArchive | None = None  # when set, the files are downloaded as this archive
     checksum_source: str = ""  # where the published sizes/checksums were read (empty: none known)
+    modelscope: HubRepo | None = None  # when set, the files are listed, verified and fetched from this repository
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -62,7 +81,36 @@ def _buffalo_dirs(settings: Settings) -> list[Path]:
 
 
 def _fact_dirs(settings: Settings) -> list[Path]:
-    return [settings.models_dir / "fact"]
+    return [settings.models_dir / FACT_SUBDIR]
+
+
+# FaceChain-FACT v1.0.0 on ModelScope (file names: facechain_ext/fact/files.py; modelscope/facechain inference_fact.py
+# downloads the same repository and revision with snapshot_download and opens these files from its root).
+FACT_REPO = HubRepo("yucheng1996/FaceChain-FACT", "v1.0.0")
+FACT_LICENCE = "Apache-2.0 (FaceChain, modelscope/facechain)"
+# The TransFace repository (DanJun6737/TransFace) ships no LICENSE file and its README states no licence.
+TRANSFACE_LICENCE = ("no licence stated by its authors (DanJun6737/TransFace has no LICENSE file); redistributed in "
+                     "FaceChain-FACT; trained on MS1MV2, a research data set: check before commercial use")
+FACT_CHECKSUMS = (f"the sha256 and size ModelScope's file listing publishes for {FACT_REPO.repo} at "
+                  f"{FACT_REPO.revision}, read by the modelscope hub client when the download starts")
+FACT_MODELS = {"transface_s": ENCODER_FILE, **{f"fact_adapter_{v}": name for v, name in ADAPTER_FILES.items()}}
+
+
+def _fact_spec(name: str, kind: str, description: str, licence: str) -> ModelSpec:
+    file_name = FACT_MODELS[name]
+    return ModelSpec(
+        name=name, kind=kind, description=description,
+        files=(ModelFile(file_name, converted=(converted_name(file_name),)),),
+        sources=({"site": "modelscope", "repo": FACT_REPO.repo, "revision": FACT_REPO.revision, "url": FACT_REPO.page},),
+        licence=licence, folders=_fact_dirs,
+        required_for="FACT, the train-free likeness (conditioning \"fact\" or \"lora+fact\")",
+        checksum_source=FACT_CHECKSUMS, modelscope=FACT_REPO,
+    )
+
+
+def fact_model_name(release_file: str) -> str | None:
+    """The manifest model that provides a FACT release file (None for another file)."""
+    return next((name for name, file_name in FACT_MODELS.items() if file_name == release_file), None)
 
 
 def _parsing_dirs(settings: Settings) -> list[Path]:
@@ -105,26 +153,14 @@ MANIFEST: tuple[ModelSpec, ...] = (
         checksum_source="published identically by several independent manifests of the v0.7 release asset "
         "(e.g. a Visionatrix ComfyUI model list and a Forge model-migration manifest: archive and member sha256 + sizes)",
     ),
-    ModelSpec(
-        name="facechain_fact",
-        kind="face_adapter",
-        description="FaceChain-FACT face adapter (resampler + gated self-attention blocks) for SD1.5.",
-        files=(ModelFile("adapter_maj_mask_large_new_reg001_faceshuffle_00290001.ckpt"),),
-        sources=({"site": "modelscope", "repo": "yucheng1996/FaceChain-FACT", "revision": "v1.0.0"},),
-        licence="Apache-2.0 (FaceChain)",
-        folders=_fact_dirs,
-        required_for="train-free generation with the FACT adapter",
-    ),
-    ModelSpec(
-        name="transface_s",
-        kind="face_encoder",
-        description="TransFace ViT-S face encoder (144 tokens x 512) feeding the FACT adapter.",
-        files=(ModelFile("ms1mv2_model_TransFace_S.pt"),),
-        sources=({"site": "modelscope", "repo": "yucheng1996/FaceChain-FACT", "revision": "v1.0.0"},),
-        licence="MIT (TransFace); trained on MS1MV2, a research data set",
-        folders=_fact_dirs,
-        required_for="train-free generation with the FACT adapter",
-    ),
+    _fact_spec("transface_s", "face_encoder",
+               "TransFace ViT-S face encoder (144 tokens x 512 per face) feeding the FACT adapter.", TRANSFACE_LICENCE),
+    _fact_spec("fact_adapter_maj", "face_adapter",
+               "FaceChain-FACT adapter (resampler + 16 gated self-attention blocks) tuned on majicmixRealistic v6: the "
+               "default.", FACT_LICENCE),
+    _fact_spec("fact_adapter_film", "face_adapter",
+               "FaceChain-FACT adapter tuned on FaceChain's film-portrait SD1.5 base (optional second variant).",
+               FACT_LICENCE),
     ModelSpec(
         name="inswapper_128",
         kind="face_fusion",
@@ -176,16 +212,26 @@ def _file_ok(path: Path, expected: ModelFile) -> bool:
     return path.is_file() and path.stat().st_size > 0
 
 
-def _size_ok(path: Path, expected: ModelFile) -> bool | None:
-    if expected.size is None or not path.is_file():
+def found_file(folder: Path, expected: ModelFile) -> Path | None:
+    """The copy of `expected` in `folder` that is used: a converted copy first (as facechain_ext/fact/files.py
+    `find_file` does), else the file itself; None when neither is there."""
+    for name in (*expected.converted, expected.name):
+        if _file_ok(folder / name, expected):
+            return folder / name
+    return None
+
+
+def _size_ok(path: Path | None, expected: ModelFile) -> bool | None:
+    """Size check against the published file (None: unknown, absent, or a converted copy of another size)."""
+    if expected.size is None or path is None or path.name != expected.name or not path.is_file():
         return None
     return path.stat().st_size == expected.size
 
 
 def locate(spec: ModelSpec, settings: Settings) -> Path | None:
-    """The first candidate folder holding every file of `spec`, or None."""
+    """The first candidate folder holding every file of `spec` (or its converted copy), or None."""
     for folder in spec.folders(settings):
-        if all(_file_ok(folder / f.name, f) for f in spec.files):
+        if all(found_file(folder, f) is not None for f in spec.files):
             return folder
     return None
 
@@ -193,11 +239,30 @@ def locate(spec: ModelSpec, settings: Settings) -> Path | None:
 def is_installed(spec: ModelSpec, settings: Settings) -> bool:
     """Every file present in one folder with the published size wherever the manifest knows it."""
     folder = locate(spec, settings)
-    return folder is not None and all(_size_ok(folder / f.name, f) is not False for f in spec.files)
+    return folder is not None and all(_size_ok(found_file(folder, f), f) is not False for f in spec.files)
+
+
+MODELSCOPE_REQUIREMENT = "modelscope>=1.28,<1.38"  # 1.38+ delegate to modelscope-hub, whose listing has no sha256
+
+
+def dependency_problem(spec: ModelSpec) -> str | None:
+    """What a download of `spec` needs that is not installed (the modelscope hub client), or None."""
+    if spec.modelscope is None:
+        return None
+    try:
+        found = importlib.util.find_spec("modelscope") is not None
+    except (ImportError, ValueError):
+        found = False
+    if found:
+        return None
+    return (f"the modelscope package (its hub client lists and serves {spec.modelscope.repo}) is not installed: "
+            f"restart the webui so FaceChain's install.py installs it, or run pip install \"{MODELSCOPE_REQUIREMENT}\"")
 
 
 def manual_reason(spec: ModelSpec) -> str | None:
     """Why FaceChain cannot download `spec` verifiably (then it is manual install only), or None when it can."""
+    if spec.modelscope is not None:
+        return None  # every file is checked against the sha256 and size of ModelScope's own file listing
     if spec.archive is not None:
         archive = spec.archive
         if archive.sha256 is None and archive.size is None:
@@ -236,7 +301,7 @@ def download_size(spec: ModelSpec) -> int | None:
 def status(spec: ModelSpec, settings: Settings) -> dict[str, Any]:
     folder = locate(spec, settings)
     target = folder or spec.folders(settings)[0]
-    files = [_file_status(target / f.name, f) for f in spec.files]
+    files = [_file_status(target, f) for f in spec.files]
     missing = [f["name"] for f in files if not f["present"]]
     manual = manual_reason(spec)
     return {
@@ -253,33 +318,63 @@ def status(spec: ModelSpec, settings: Settings) -> dict[str, Any]:
         "hint": None if folder is not None else _hint(spec, target, missing, manual),
         "downloadable": manual is None,
         "download_size": download_size(spec) if manual is None else None,
-        "download_blocked": f"Manual install only: {manual}." if manual else consent_problem(settings),
+        "download_blocked": _blocked(spec, settings, manual),
         "checksum_source": spec.checksum_source,
     }
 
 
-def _file_status(path: Path, expected: ModelFile) -> dict[str, Any]:
+def _blocked(spec: ModelSpec, settings: Settings, manual: str | None) -> str | None:
+    if manual:
+        return f"Manual install only: {manual}."
+    dependency = dependency_problem(spec)
+    return f"Not available: {dependency}." if dependency else consent_problem(settings)
+
+
+def _file_status(folder: Path, expected: ModelFile) -> dict[str, Any]:
+    found = found_file(folder, expected)
     return {
         "name": expected.name,
-        "present": _file_ok(path, expected),
-        "size": _size(path),
+        "present": found is not None,
+        "installed_as": None if found is None else found.name,
+        "size": _size(found),
         "expected_size": expected.size,
-        "size_ok": _size_ok(path, expected),
+        "size_ok": _size_ok(found, expected),
         "sha256": expected.sha256,
     }
 
 
-def _size(path: Path) -> int | None:
-    return path.stat().st_size if path.is_file() else None
+def _size(path: Path | None) -> int | None:
+    return path.stat().st_size if path is not None and path.is_file() else None
+
+
+def origin(spec: ModelSpec) -> str:
+    """Where the files come from, in words (a URL when there is one)."""
+    if spec.modelscope is not None:
+        return f"ModelScope {spec.modelscope.repo}, revision {spec.modelscope.revision}: {spec.modelscope.page}"
+    source = spec.sources[0]
+    return source.get("url") or " ".join(str(source[k]) for k in ("site", "repo", "revision") if k in source)
+
+
+def download_hint(spec: ModelSpec) -> str:
+    """How to let FaceChain fetch `spec`: the Download button, the route and the CLI command."""
+    return (f"allow downloads in Settings -> FaceChain, then press Download {spec.name} under FaceChain -> \"Models "
+            f"and face backends\" (API: POST /facechain/v1/models/{spec.name}/download; CLI: python -m facechain_ext "
+            f"models download {spec.name} --allow-download)")
+
+
+def fact_file_advice(release_file: str) -> str:
+    """How to get one FACT release file, for the message FACT gives when it is missing (fact/files.py)."""
+    name = fact_model_name(release_file)
+    if name is None:
+        return f"Download it by hand from {FACT_REPO.repo} (revision {FACT_REPO.revision}) on ModelScope"
+    spec = get_spec(name)
+    return f"To get it, {download_hint(spec)}; or download it by hand from {origin(spec)} and put it there"
 
 
 def _hint(spec: ModelSpec, target: Path, missing: list[str], manual: str | None) -> str:
-    source = spec.sources[0]
-    origin = source.get("url") or " ".join(str(source[k]) for k in ("site", "repo", "revision") if k in source)
-    text = f"Put {', '.join(missing)} into {target} (from {origin}; licence: {spec.licence})."
+    text = f"Put {', '.join(missing)} into {target} (from {origin(spec)}; licence: {spec.licence})."
     if manual is None:
-        text += (f" Or let FaceChain download and verify it: allow downloads in Settings -> FaceChain, then press "
-                 f"Download (API: POST /facechain/v1/models/{spec.name}/download).")
+        text += f" Or let FaceChain download and verify it: {download_hint(spec)}."
     return text
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .errors import FaceChainError
+from .fact_runtime import resolve_conditioning
 from .generation_state import GenerationState, ImageRecord
 from .prompts import DEFAULT_LORA_WEIGHT, plan_prompts
 from .schemas import FaceChainArgs
@@ -71,6 +72,34 @@ def _style_lora_available(ctx: FaceChainContext, style: Optional[Style]) -> bool
     return path is not None and path.is_file()
 
 
+def fact_problem(ctx: FaceChainContext) -> Optional[str]:
+    """Why FACT cannot stand in (its first missing file, where it belongs and how to get it); None when its files are
+    in place (a directory look-up; nothing is loaded)."""
+    from .fact.files import find_fact_files
+
+    try:
+        find_fact_files(ctx.settings.models_dir)
+    except FaceChainError as err:
+        return err.message
+    return None
+
+
+def _lora_comments(state: GenerationState, name: str, missing_file: Optional[str], use_fact: bool,
+                   no_fact: Optional[str]) -> None:
+    fallback = "generating with its trigger and phrase only."
+    if no_fact is not None:  # "auto" wanted FACT in place of the LoRA: say which file is missing and how to get it
+        fallback = (f"FACT (train-free) cannot stand in: {no_fact} Until then, FaceChain generates with its trigger "
+                    "and phrase only.")
+    if missing_file is not None:
+        state.comment(f"FaceChain: the LoRA file {missing_file} of identity {name!r} is missing; "
+                      + ("using FACT for the likeness." if use_fact else fallback))
+    elif state.lora_name is None and use_fact:
+        state.comment(f"FaceChain: identity {name!r} has no trained LoRA yet; using FACT (train-free) for the likeness.")
+    elif state.lora_name is None:
+        state.comment(f"FaceChain: identity {name!r} has no trained LoRA yet; "
+                      + (fallback if no_fact else "using its trigger and phrase only."))
+
+
 def resolve_generation(ctx: FaceChainContext, args: FaceChainArgs, family: str = "unknown") -> GenerationState:
     """Resolve everything a generation needs up front; FaceChainError (404 identity/style) before any image is made.
 
@@ -85,19 +114,24 @@ def resolve_generation(ctx: FaceChainContext, args: FaceChainArgs, family: str =
     missing_file = _missing_lora_file(identity, lora_name)
     if missing_file is not None:
         lora_name = None  # a <lora:...> the host cannot find would only produce a console warning
+    # "auto" without a usable LoRA: FACT stands in when its files are there (else the comment says what is missing)
+    no_fact = fact_problem(ctx) if args.conditioning == "auto" and lora_name is None else None
+    use_lora, use_fact = resolve_conditioning(
+        args.conditioning, has_lora=lora_name is not None, fact_installed=no_fact is None,
+    )
+    if not use_lora:
+        lora_name = None
     available = _style_lora_available(ctx, style)
     plan = plan_prompts(
         activation=str(identity.activation_text), lora_name=lora_name, lora_weight=weight, style=style,
         style_lora_available=available,
     )
-    state = GenerationState(args=args, plan=plan, lora_name=lora_name, style_id=style.id if style else None)
+    state = GenerationState(args=args, plan=plan, lora_name=lora_name, style_id=style.id if style else None,
+                            wants_fact=use_fact)
     best = getattr(identity, "best_photo_path", None)
     state.reference_photo = str(best) if best else None
-    if missing_file is not None:
-        state.comment(f"FaceChain: the LoRA file {missing_file} of identity {identity.name!r} is missing; "
-                    "generating with its trigger and phrase only.")
-    elif lora_name is None:
-        state.comment(f"FaceChain: identity {identity.name!r} has no trained LoRA yet; using its trigger and phrase only.")
+    if args.conditioning != "fact":
+        _lora_comments(state, identity.name, missing_file, use_fact, no_fact)
     if lora_name is not None and family in ("sd2", "sdxl"):
         state.comment(f"FaceChain: the LoRA of identity {identity.name!r} is an SD1 LoRA and the loaded checkpoint is "
                       f"{family.upper()}: the host cannot apply it; load an SD1.5 checkpoint for the likeness.")

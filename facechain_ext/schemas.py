@@ -40,8 +40,10 @@ class VersionResponse(BaseModel):
 
 
 class ModelFileInfo(BaseModel):
-    name: str
+    name: str = Field(..., description="the file's release name")
     present: bool
+    installed_as: str | None = Field(None, description="the file found in the folder: the release name, or a "
+                                     "converted copy used instead (e.g. FACT's fp16 .safetensors)")
     size: int | None = None
     expected_size: int | None = Field(None, description="bytes of the published file, when the manifest knows it")
     size_ok: bool | None = Field(None, description="size equals the published one (null: unknown or absent)")
@@ -232,6 +234,18 @@ class FaceChainArgs(BaseModel):
     style: Optional[str] = None
     fusion: FusionArgs = FusionArgs()
     ranking: RankingArgs = RankingArgs()
+    # issue 8: how the likeness gets in. "auto": the identity's LoRA when it has one, else FACT when installed
+    # (fact_runtime.resolve_conditioning). FACT: FaceChain's train-free face adapter, SD1.x only.
+    conditioning: Literal["auto", "lora", "fact", "lora+fact"] = Field(
+        default="auto", description="how the likeness gets in: auto = the identity's LoRA when it has one, else FACT "
+        "when its files are installed, else neither (said in the comments); lora; fact (train-free, SD1.x); lora+fact")
+    fact_scale: float = Field(default=0.5, ge=0.0, le=1.5,  # FaceChain: 0.5 txt2img, 0.55 inpainting
+                              description="strength of FACT's face tokens (FaceChain uses 0.5)")
+    fact_photos: Optional[list[str]] = Field(
+        default=None, description="1-4 of the identity's photos FACT uses, by name (e.g. photos/02.png); "
+        "default: the fact_photo_count best by the identity's quality scores")
+    fact_photo_count: int = Field(default=1, ge=1, le=4, description="how many of the best photos FACT uses when "
+                                  "fact_photos is unset")
 
     class Config:
         extra = "forbid"
@@ -252,10 +266,13 @@ def parse_args(value: Any, *, what: str = "facechain") -> FaceChainArgs:
 
 
 # Order of the accordion's controls (`ui()` return value), i.e. of the positional values the hooks receive.
+# New controls go at the end, so positional callers of an older version keep their meaning (missing = default).
 ARG_NAMES = (
     "enabled", "identity", "lora_weight", "style", "fusion_enabled", "fusion_strength",
     "ranking_enabled", "top_k", "min_score", "drop_no_face",
-    "fusion_backend", "restore_face", "restore_visibility",  # appended: older positional API calls stay valid
+    # appended later, so older positional API calls stay valid:
+    "fusion_backend", "restore_face", "restore_visibility",
+    "conditioning", "fact_scale", "fact_photo_count", "fact_photos",
 )
 NO_STYLE = "None"  # the style dropdown's "no style" choice
 RESTORE_CHOICES = {"auto": None, "on": True, "off": False}  # the "Restore face" radio's values -> FusionArgs.restore_face
@@ -304,8 +321,27 @@ def args_from_values(values: dict[str, Any]) -> FaceChainArgs:
             "min_score": float(min_score) if min_score else None,
             "drop_no_face": bool(values.get("drop_no_face", False)),
         },
+        **_fact_values(values),
     }
     return parse_args(data, what="FaceChain controls")
+
+
+def _fact_values(values: dict[str, Any]) -> dict[str, Any]:
+    """conditioning / fact_scale / fact_photo_count / fact_photos from control values (absent: the defaults)."""
+    data: dict[str, Any] = {}
+    if not _blank(values.get("conditioning")):
+        data["conditioning"] = str(values["conditioning"]).strip()
+    if values.get("fact_scale") is not None:
+        data["fact_scale"] = float(values["fact_scale"])
+    if values.get("fact_photo_count") is not None:
+        data["fact_photo_count"] = int(values["fact_photo_count"])
+    photos = values.get("fact_photos")
+    if isinstance(photos, str):
+        photos = [photos]
+    chosen = [str(p).strip() for p in photos or [] if str(p).strip()]
+    if chosen:
+        data["fact_photos"] = chosen
+    return data
 
 
 def args_from_script_args(script_args: Any) -> FaceChainArgs:
@@ -372,7 +408,8 @@ class FaceChainTxt2ImgRequest(BaseModel):
     hr_negative_prompt: str = ""
     send_images: bool = True
     save_images: bool = False
-    facechain: FaceChainArgs = Field(..., description="identity, lora_weight, style, fusion, ranking (GET /facechain/v1/schema)")
+    facechain: FaceChainArgs = Field(..., description="identity, lora_weight, style, fusion, ranking, conditioning, "
+                                     "fact_scale, fact_photo_count, fact_photos (GET /facechain/v1/schema)")
 
 
 class FaceChainTxt2ImgResponse(BaseModel):

@@ -103,3 +103,19 @@ def fact_release(tmp_path_factory):
     from fact_helpers import write_release
 
     return write_release(tmp_path_factory.mktemp("fact_models"))
+
+
+@pytest.fixture(scope="session")
+def sd15_unet():
+    """The real ldm UNetModel at SD1.5 shapes (~860 M parameters, float32), cheaply filled, built once per session."""
+    from fact_hook_helpers import build_unet
+
+    return build_unet()
+
+
+@pytest.fixture(scope="session")
+def sd15_adapter():
+    """A real FactAdapter for the 16 SD1.5 sites (~208 M parameters) with open gates, built once per session."""
+    from fact_hook_helpers import build_adapter
+
+    return build_adapter()

@@ -2,13 +2,18 @@
 
 It records every request path (so tests can assert that a refused download never touched the network), serves
 bytes in small writes, can announce more bytes than it sends (a dropped connection), and stops by itself after
-`lifetime_s` even if a test forgets to stop it.
+`lifetime_s` even if a test forgets to stop it. `ModelServer.modelscope(...)` makes it answer like a ModelScope
+endpoint for one repository: the file listing the modelscope hub client reads (`/api/v1/models/<id>/repo/files?
+Revision=..&Recursive=..`, JSON `{"Code": 200, "Data": {"Files": [{Name, Path, Type, Size, Sha256}]}}`) and the
+file downloads (`/api/v1/models/<id>/repo?Revision=..&FilePath=..`), as modelscope/hub/api.py and file_download.py
+build them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -16,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from facechain_ext.config import Settings
 from facechain_ext.models import ModelArchive, ModelFile, ModelSpec
@@ -28,21 +34,67 @@ class Served:
 
 
 @dataclass
+class HubRepository:
+    """One fake ModelScope repository: its files, and what the listing says about them (sha256/size overrides;
+    an override of None leaves the field out, like a client whose listing has no sha256)."""
+
+    repo: str
+    revision: str
+    files: dict[str, bytes]
+    listed_sha256: dict[str, str | None] = field(default_factory=dict)
+    listed_size: dict[str, int] = field(default_factory=dict)
+
+    def listing(self) -> dict:
+        entries = []
+        for name, body in self.files.items():
+            entry = {"Name": name, "Path": name, "Type": "blob", "Size": self.listed_size.get(name, len(body)),
+                     "Revision": self.revision, "IsLFS": True}
+            sha256 = self.listed_sha256.get(name, sha(body))
+            if sha256 is not None:
+                entry["Sha256"] = sha256
+            entries.append(entry)
+        entries.append({"Name": "docs", "Path": "docs", "Type": "tree", "Size": 0})
+        return {"Code": 200, "Data": {"Files": entries}, "Message": "success", "Success": True}
+
+
+@dataclass
 class ModelServer:
     files: dict[str, Served] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
     base_url: str = ""
+    hub: dict[str, HubRepository] = field(default_factory=dict)
 
     def add(self, path: str, body: bytes, announce: int | None = None) -> str:
         self.files[path] = Served(body, announce)
         return f"{self.base_url}{path}"
+
+    def modelscope(self, repo: str, revision: str, files: dict[str, bytes], **overrides: dict) -> HubRepository:
+        """Serve `files` as ModelScope repository `repo` at `revision` (see the module doc)."""
+        self.hub[repo] = HubRepository(repo, revision, files, **overrides)
+        return self.hub[repo]
+
+    def answer(self, path: str) -> Served | None:
+        """What a GET of `path` gets: a registered file, a ModelScope listing or file, or None (404)."""
+        if path in self.files:
+            return self.files[path]
+        parts = urlsplit(path)
+        query = {key: values[0] for key, values in parse_qs(parts.query).items()}
+        for repo in self.hub.values():
+            base = f"/api/v1/models/{repo.repo}/repo"
+            if query.get("Revision") != repo.revision:
+                continue
+            if parts.path == f"{base}/files":
+                return Served(json.dumps(repo.listing()).encode())
+            if parts.path == base and query.get("FilePath") in repo.files:
+                return Served(repo.files[query["FilePath"]])
+        return None
 
 
 def _handler(server_state: ModelServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             server_state.requests.append(self.path)
-            served = server_state.files.get(self.path)
+            served = server_state.answer(self.path)
             if served is None:
                 self.send_error(404, "not here")
                 return

@@ -167,17 +167,20 @@ def test_network_failures_name_the_url(server, settings):
 def test_the_real_manifest_only_offers_verifiable_downloads(tmp_path):
     settings = Settings(models_dir=tmp_path)
     downloadable = {spec.name for spec in MANIFEST if manual_reason(spec) is None}
-    assert downloadable == {"buffalo_l", "inswapper_128"}
+    assert downloadable == {"buffalo_l", "inswapper_128", "transface_s", "fact_adapter_maj", "fact_adapter_film"}
     hexdigest = re.compile(r"^[0-9a-f]{64}$")
     for spec in MANIFEST:
         checksums = [f.sha256 for f in spec.files if f.sha256] + ([spec.archive.sha256] if spec.archive else [])
         assert all(hexdigest.match(c) for c in checksums if c), spec.name
-        if spec.name in downloadable:
+        if spec.name in downloadable and spec.modelscope is None:
             assert spec.checksum_source and checksums and all(u.startswith("https://") for u in _urls(spec))
+        elif spec.name in downloadable:  # checked against the sha256 of ModelScope's own file listing
+            assert "sha256" in spec.checksum_source and spec.sources[0]["url"].startswith("https://www.modelscope.cn/")
     by_name = {m["name"]: m for m in model_status(settings)}
     assert by_name["buffalo_l"]["download_size"] == 288621354
     assert "POST /facechain/v1/models/buffalo_l/download" in by_name["buffalo_l"]["hint"]
-    assert by_name["facechain_fact"]["downloadable"] is False and "POST" not in by_name["facechain_fact"]["hint"]
+    parsing = by_name["face_parsing_bisenet"]
+    assert parsing["downloadable"] is False and "POST" not in parsing["hint"]
     assert "Allow FaceChain to download" in by_name["buffalo_l"]["download_blocked"]
 
 

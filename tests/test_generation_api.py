@@ -89,6 +89,9 @@ def test_txt2img_no_face_image_stays_with_null_score(client):
         ({"facechain": {"style": "wedding"}}, 422, "invalid_request"),
         ({"facechain": {"identity": IDENTITY, "enabled": False}}, 422, "invalid_request"),
         ({"facechain": None}, 422, "invalid_request"),
+        ({"facechain": {"identity": IDENTITY, "conditioning": "face"}}, 422, "invalid_request"),
+        ({"facechain": {"identity": IDENTITY, "fact_scale": 1.6}}, 422, "invalid_request"),
+        ({"facechain": {"identity": IDENTITY, "fact_photo_count": 0}}, 422, "invalid_request"),
     ],
 )
 def test_txt2img_errors(client, change, status, code):
@@ -143,6 +146,18 @@ def test_styles_and_schema(client):
     assert [k.endswith("broken.json") for k in styles["errors"]] == [True]
     schema = client.get(f"{URL}/schema").json()
     assert {"identity", "style", "fusion", "ranking"} <= set(schema["properties"])
+    assert {"conditioning", "fact_scale", "fact_photo_count", "fact_photos"} <= set(schema["properties"])
+    assert schema["properties"]["conditioning"]["enum"] == ["auto", "lora", "fact", "lora+fact"]
+
+
+def test_fact_mode_without_its_files_generates_and_says_which_file_and_how_to_get_it(client, ctx):
+    data = txt2img(client, conditioning="fact", fact_scale=0.7, ranking={"enabled": False}).json()
+    assert len(data["images"]) == 4 and data["parameters"]["facechain"]["conditioning"] == "fact"
+    assert "FACT is off" in data["comments"] and "ms1mv2_model_TransFace_S.pt" in data["comments"]
+    assert "POST /facechain/v1/models/transface_s/download" in data["comments"]
+    assert str(ctx.settings.models_dir / "fact") in data["comments"]
+    infotext = json.loads(data["info"])["infotexts"][0]
+    assert "FaceChain conditioning: none" in infotext  # neither the LoRA (not asked for) nor FACT was used
 
 
 def test_routes_enforce_the_host_api_auth(fake_host, ctx):

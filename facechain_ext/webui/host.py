@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from ..config import Settings
+from ..config import Settings, modelscope_endpoint_from_env
 
 FACE_BACKENDS = ("auto", "insightface", "dlib")
 
@@ -78,6 +78,7 @@ def settings_from(paths_models: str, cmd_opts: Any, opts: Any) -> Settings:
         offline=bool(getattr(cmd_opts, "facechain_offline", False)),
         allow_downloads=bool(_opt(opts, "facechain_allow_downloads", False)),
         styles_dirs=_dirs(_opt(opts, "facechain_styles_dirs", "")),
+        modelscope_endpoint=modelscope_endpoint_from_env(),
     )
 
 

@@ -21,10 +21,23 @@ from ..context import FaceChainContext
 from ..diffusion.family import model_family
 from ..errors import FaceChainError
 from ..generation_state import GenerationState, attach_state, detach_state, get_state
-from ..infotext import KEY_FUSION, KEY_LORA, KEY_SIMILARITY, args_to_infotext, fusion_text, similarity_text
+from ..infotext import (
+    KEY_CONDITIONING,
+    KEY_FACT_PHOTOS,
+    KEY_FACT_SCALE,
+    KEY_FUSION,
+    KEY_LORA,
+    KEY_SIMILARITY,
+    args_to_infotext,
+    conditioning_infotext,
+    fusion_text,
+    similarity_text,
+    used_conditioning,
+)
 from ..portraits import GenerationRuntime, process_image, rank_records, resolve_generation
 from ..prompts import build_negative, build_prompt
 from ..schemas import FaceChainArgs, args_from_script_args
+from . import fact_hook
 from .face_restore import host_face_restorer
 from .script_ui import build_script_ui
 
@@ -68,6 +81,7 @@ class FaceChainScript(scripts.Script):
         detach_state(p)  # a copied `p` (X/Y/Z plot) or an earlier failed run must not leak its state into this one
         if hasattr(p, RUNTIME_ATTR):
             delattr(p, RUNTIME_ATTR)
+        fact_hook.reset(self.context())  # a FACT hook left by a generation that raised or was interrupted
         try:
             args = args_from_script_args(script_args)
             if not args.enabled:
@@ -77,6 +91,7 @@ class FaceChainScript(scripts.Script):
             _comment(p, f"FaceChain is off for this job: {err.message}")
             return
         attach_state(p, state)
+        fact_hook.prepare(self.context(), p, state, self.context().identities.path(str(args.identity)))
         for text in state.comments:
             _comment(p, text)
         _add_infotext(p, state)
@@ -91,6 +106,10 @@ class FaceChainScript(scripts.Script):
         negatives = getattr(p, "negative_prompts", None) or []
         negatives[:] = [build_negative(text, state.plan) for text in negatives]
         _write_back(p, batch_number, batch, negatives)
+
+    def process_before_every_sampling(self, p: Any, *script_args: Any, **kwargs: Any) -> None:
+        """A1111 >= 1.10: before the first pass and before the hires pass (kwargs x, noise, c, uc): hook FACT in."""
+        fact_hook.before_sampling(self.context(), p)
 
     def postprocess_image(self, p: Any, pp: Any, *script_args: Any) -> None:
         state = get_state(p)
@@ -111,6 +130,7 @@ class FaceChainScript(scripts.Script):
             _comment(p, text)
 
     def postprocess(self, p: Any, processed: Any, *script_args: Any) -> None:
+        fact_hook.finish(self.context(), p)
         state = get_state(p)
         if state is None:
             return
@@ -182,6 +202,13 @@ def _add_infotext(p: Any, state: GenerationState) -> None:
     fusion = state.args.fusion
     params[KEY_FUSION] = lambda **kw: fusion_text(fusion, lookup(**kw))
     params[KEY_SIMILARITY] = lambda **kw: similarity_text(lookup(**kw))
+    for key in (KEY_CONDITIONING, KEY_FACT_SCALE, KEY_FACT_PHOTOS):
+        params[key] = _conditioning_field(state, key)
+
+
+def _conditioning_field(state: GenerationState, key: str) -> Callable[..., Optional[str]]:
+    """An infotext value evaluated per image: what the generation actually used (FACT may stop during sampling)."""
+    return lambda **_: conditioning_infotext(state.args, used_conditioning(state)).get(key)
 
 
 def reorder_processed(processed: Any, state: GenerationState) -> None:

@@ -12,6 +12,7 @@ from typing import Any, Callable
 from ..context import FaceChainContext
 from ..infotext import ARG_INFOTEXT_KEYS, KEY_IDENTITY, args_from_infotext
 from ..schemas import NO_STYLE, RESTORE_CHOICES, FaceChainArgs, restore_choice
+from .conditioning_ui import build_conditioning_controls, conditioning_infotext_fields
 from .settings import ui_default
 
 
@@ -79,6 +80,7 @@ def build_script_ui(script: Any, ctx: FaceChainContext) -> tuple[list[Any], list
         with gr.Row():
             lora_weight = gr.Slider(0.0, 1.5, value=ui_default("facechain_lora_weight"), step=0.05, label="LoRA weight", elem_id=eid("lora_weight"))
             style = gr.Dropdown(label="Style", choices=style_choices(ctx), value=NO_STYLE, elem_id=eid("style"))
+        likeness = build_conditioning_controls(ctx, identity, eid)
         with gr.Row():
             fusion_enabled = gr.Checkbox(label="Face fusion", value=True, elem_id=eid("fusion_enabled"))
             fusion_strength = gr.Slider(0.0, 1.0, value=ui_default("facechain_fusion_strength"), step=0.05, label="Fusion strength", elem_id=eid("fusion_strength"))
@@ -96,7 +98,7 @@ def build_script_ui(script: Any, ctx: FaceChainContext) -> tuple[list[Any], list
     refresh.click(fn=refresh_choices, inputs=[], outputs=[identity, style])
 
     controls = [enabled, identity, lora_weight, style, fusion_enabled, fusion_strength, ranking_enabled, top_k, min_score,
-                drop_no_face, fusion_backend, restore_face, restore_visibility]
+                drop_no_face, fusion_backend, restore_face, restore_visibility, *likeness.values]
     infotext_fields = [
         (enabled, lambda params: KEY_IDENTITY in params),
         (identity, _from_infotext(lambda a: gr.update(value=a.identity))),
@@ -111,5 +113,6 @@ def build_script_ui(script: Any, ctx: FaceChainContext) -> tuple[list[Any], list
         (fusion_backend, _from_infotext(lambda a: a.fusion.backend)),
         (restore_face, _from_infotext(lambda a: restore_choice(a.fusion.restore_face))),
         (restore_visibility, _from_infotext(lambda a: a.fusion.restore_visibility)),
+        *conditioning_infotext_fields(likeness, _from_infotext),
     ]
     return controls, infotext_fields, list(ARG_INFOTEXT_KEYS)

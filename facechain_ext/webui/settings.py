@@ -29,6 +29,9 @@ OPTIONS: dict[str, tuple[Any, str, str, dict, bool]] = {
     "facechain_ranking_top_k": (
         0, "Keep only the best K images by face similarity (0 = keep all)", "slider",
         {"minimum": 0, "maximum": 16, "step": 1}, False),
+    "facechain_fact_keep_on_gpu": (
+        False, "Keep the FACT face adapter on the GPU between generations (faster start, about 0.5 GB of VRAM held)",
+        "checkbox", {}, False),
     "facechain_training_preset": (
         "fast", "Default LoRA training preset", "radio", {"choices": ["fast", "quality"]}, False),
     "facechain_styles_dirs": (

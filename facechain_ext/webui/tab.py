@@ -76,7 +76,8 @@ def models_markdown(settings: Any) -> str:
         lines.append(f"| {name} | {'yes' if entry['available'] else 'no'} | {entry['reason'] or entry['path']} |")
     lines += ["", "| model | present | where / how to get it | licence |", "|---|---|---|---|"]
     for model in model_status(settings):
-        where = model["path"] if model["present"] else model["hint"]
+        installed = ", ".join(str(f.get("installed_as") or f["name"]) for f in model["files"])
+        where = f"{model['path']} ({installed})" if model["present"] else model["hint"]
         lines.append(f"| {model['name']} ({model['kind']}) | {'yes' if model['present'] else 'no'} | {where} | "
                      f"{model['licence']} |")
     lines.append("\nFaceChain never downloads at start-up; put missing files where the table says, or use a Download "

@@ -20,6 +20,7 @@ from ..errors import FaceChainError
 from ..prompts import format_number
 from ..schemas import RESTORE_CHOICES, args_to_dict, parse_args
 from ..styles import apply_recommended
+from .conditioning_ui import build_conditioning_controls
 from .host import js_kwargs
 from .settings import ui_default
 
@@ -50,6 +51,10 @@ class GenerateOptions:
     drop_no_face: bool = False
     prompt: str = ""
     negative_prompt: str = ""
+    conditioning: str = "auto"  # auto | lora | fact | lora+fact (FaceChainArgs.conditioning)
+    fact_scale: float = 0.5
+    fact_photo_count: int = 1
+    fact_photos: Optional[list[str]] = None
 
 
 @dataclass
@@ -103,6 +108,8 @@ def generate_portraits(ctx: FaceChainContext, options: GenerateOptions) -> tuple
                    "restore_visibility": float(options.restore_visibility)},
         "ranking": {"enabled": bool(options.ranking_enabled), "top_k": int(options.top_k) or None,
                     "min_score": float(options.min_score) or None, "drop_no_face": bool(options.drop_no_face)},
+        "conditioning": options.conditioning, "fact_scale": float(options.fact_scale),
+        "fact_photo_count": int(options.fact_photo_count), "fact_photos": list(options.fact_photos or []) or None,
     }, what="Generate")
     jobs = []
     for style_id in options.styles:
@@ -131,8 +138,8 @@ def caption(result: PortraitResult) -> str:
 
 INTRO = (
     "Portraits of one identity in several styles, with the checkpoint **loaded in the webui** (SD 1.5). Each style "
-    "is one txt2img job with the identity's newest LoRA; faces are fused with the identity's best photo and the "
-    "portraits sorted by similarity. Needs a prepared identity; a LoRA trained in the Train view makes the likeness."
+    "is one txt2img job with the identity's newest LoRA, or with FACT (the train-free face adapter) for an identity "
+    "without one; faces are fused with the identity's best photo and the portraits sorted by similarity."
 )
 NO_IDENTITY = "No identity yet: prepare one in the Identities view, then press <i>Refresh lists</i>."
 
@@ -148,9 +155,9 @@ def identity_html(ctx: FaceChainContext, name: Optional[str]) -> str:
     except FaceChainError as err:
         return f"<div class='facechain-error'><b>{html.escape(err.code)}</b>: {html.escape(err.message)}</div>"
     loras = identity.loras or []
-    if not loras:
-        return (f"<p class='facechain-note'><b>{html.escape(identity.name)}</b> has no LoRA yet: portraits use only its "
-                "caption and face fusion. Train one in the Train view for a real likeness.</p>")
+    if not loras:  # the likeness line below says whether FACT stands in, or which file it lacks
+        return (f"<p class='facechain-note'><b>{html.escape(identity.name)}</b> has no LoRA yet: train one in the "
+                "Train view, or let FACT (train-free) give the likeness.</p>")
     newest = max(loras, key=lambda record: str(record.get("created", "")))
     return (f"<p class='facechain-note'><b>{html.escape(identity.name)}</b>: LoRA "
             f"<code>{html.escape(str(newest.get('name', '')))}</code> ({len(loras)} trained).</p>")
@@ -169,6 +176,7 @@ def build(ctx: FaceChainContext) -> None:
                                        elem_id="facechain_gen_identity")
                 refresh = gr.Button("Refresh lists", size="sm", scale=1, min_width=120, elem_id="facechain_gen_refresh")
             identity_info = gr.HTML(identity_html(ctx, None), elem_id="facechain_gen_identity_info")
+            likeness = build_conditioning_controls(ctx, identity, lambda name: f"facechain_gen_{name}")
             style_box = gr.CheckboxGroup(label="Styles", choices=[(s.name, s.id) for s in styles],
                                          value=[styles[0].id] if styles else [], elem_id="facechain_gen_styles")
             with gr.Accordion("What each style looks like", open=False):
@@ -192,7 +200,8 @@ def build(ctx: FaceChainContext) -> None:
             _send_to_buttons(gallery, selected_info)
 
     inputs = [task_id, identity, style_box, per_style, width, height, steps, cfg, sampler, seed, use_style,
-              fusion_on, strength, ranking_on, top_k, min_score, drop, prompt, negative, *restoration]
+              fusion_on, strength, ranking_on, top_k, min_score, drop, prompt, negative, *restoration,
+              *likeness.values]
     run.click(fn=_wrapped_handler(ctx), inputs=inputs, outputs=[gallery, infotexts, selected_info, status], **js_kwargs(JS_SUBMIT))
     gallery.select(fn=_select_info, inputs=[infotexts], outputs=[selected_info])
     identity.change(fn=lambda name: identity_html(ctx, name), inputs=[identity], outputs=[identity_info])
@@ -262,7 +271,8 @@ def _wrapped_handler(ctx: FaceChainContext) -> Any:
     def handler(task_id: str, identity: Any, styles: list, per_style: float, width: float, height: float, steps: float,
                 cfg: float, sampler: str, seed: float, use_style: bool, fusion_on: bool, strength: float, ranking_on: bool,
                 top_k: float, min_score: float, drop: bool, prompt: str, negative: str, fusion_backend: str = "auto",
-                restore_face: str = "auto", restore_visibility: float = 1.0) -> tuple[Any, ...]:
+                restore_face: str = "auto", restore_visibility: float = 1.0, conditioning: str = "auto",
+                fact_scale: float = 0.5, fact_photo_count: float = 1, fact_photos: Optional[list] = None) -> tuple[Any, ...]:
         options = GenerateOptions(
             identity=identity, styles=list(styles or []), per_style=int(per_style), width=int(width), height=int(height),
             steps=int(steps), cfg_scale=float(cfg), sampler_name=sampler, seed=int(seed if seed is not None else -1),
@@ -270,6 +280,7 @@ def _wrapped_handler(ctx: FaceChainContext) -> Any:
             ranking_enabled=bool(ranking_on), top_k=int(top_k), min_score=float(min_score), drop_no_face=bool(drop),
             prompt=prompt or "", negative_prompt=negative or "", fusion_backend=str(fusion_backend or "auto"),
             restore_face=RESTORE_CHOICES.get(str(restore_face), None), restore_visibility=float(restore_visibility),
+            conditioning=conditioning or "auto", fact_scale=float(fact_scale), fact_photo_count=int(fact_photo_count), fact_photos=list(fact_photos or []),
         )
         try:
             results, comments = generate_portraits(ctx, options)

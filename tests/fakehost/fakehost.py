@@ -25,7 +25,10 @@ def reset_host(data_dir: os.PathLike | None = None, argv: Sequence[str] = ()) ->
     namespace = shared_cmd_options.cmd_opts
     vars(namespace).clear()
     vars(namespace).update(vars(fresh))
-    # in place: host modules bind `opts`/`state` once (`from modules.shared import opts`)
+    # in place: host modules bind `opts`/`state` once (`from modules.shared import opts`). Setting an option that is
+    # not registered yet makes a plain attribute (as Options.__setattr__ does in the host): a fresh host has none.
+    for name in [key for key in vars(shared.opts) if key not in options.options_builtin_fields]:
+        delattr(shared.opts, name)
     shared.opts.__init__(options.builtin_options(), shared.restricted_opts)
     vars(shared.state).clear()
     shared.state.__init__()

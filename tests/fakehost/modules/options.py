@@ -158,4 +158,11 @@ def builtin_options() -> dict[str, OptionInfo]:
         "face_restoration_model": OptionInfo("CodeFormer", "Face restoration model"),
         "code_former_weight": OptionInfo(0.5, "CodeFormer weight"),
         "face_restoration_unload": OptionInfo(False, "Move face restoration model from VRAM into RAM after processing"),
+        # sampler parameters the CFG denoiser reads (modules/shared_options.py, A1111 1.10 defaults)
+        "batch_cond_uncond": OptionInfo(True, "Batch cond/uncond"),
+        "pad_cond_uncond": OptionInfo(False, "Pad prompt/negative prompt"),
+        "pad_cond_uncond_v0": OptionInfo(False, "Pad prompt/negative prompt (v0)"),
+        "s_min_uncond": OptionInfo(0.0, "Negative Guidance minimum sigma"),
+        "s_min_uncond_all": OptionInfo(False, "Negative Guidance minimum sigma all steps"),
+        "skip_early_cond": OptionInfo(0.0, "Ignore negative prompt during early sampling"),
     }

@@ -1,7 +1,8 @@
 """Stand-in for modules/processing.py: the processing objects with the host's constructor fields (A1111 1.10).
 
 Generation (added by E2): `process_images(p)` runs the Script hooks in A1111 1.10's order (before_process → process →
-per batch: before_process_batch → extra-network parsing → process_batch → "sampling" → postprocess_batch →
+per batch: before_process_batch → extra-network parsing → process_batch → process_before_every_sampling → "sampling"
+(→ process_before_every_sampling → hires "pass" with enable_hr) → postprocess_batch →
 postprocess_batch_list → per image: postprocess_image → postprocess_image_after_composite → infotext → save; grid;
 Processed → postprocess). "Sampling" asks `fake_sampler` (a FakeSampler the test installs, standing in for the
 checkpoint) for a real photo per seed. `create_infotext` follows the host: list values are indexed, callables get
@@ -351,8 +352,12 @@ def _run_batch(p, n, infotexts, output_images):
         p.scripts.process_batch(p, batch_number=n, prompts=p.prompts, seeds=p.seeds, subseeds=p.subseeds)
     if fake_sampler is None:
         raise RuntimeError("No checkpoint loaded (tests: install processing.fake_sampler)")
+    if p.scripts is not None:  # the host fires it inside sample(), before the first pass (x = noise)
+        p.scripts.process_before_every_sampling(p, x=None, noise=None, c=None, uc=None)
     samples = [_to_tensor(fake_sampler.sample(p, seed, p.prompts[i], p.negative_prompts[i], p.extra_network_data[i]))
                for i, seed in enumerate(p.seeds)]
+    if getattr(p, "enable_hr", False) and p.scripts is not None:  # and again before the hires pass
+        p.scripts.process_before_every_sampling(p, x=None, noise=None, c=None, uc=None)
     if getattr(p, "enable_hr", False):  # the "second pass" only records what it was asked to use
         fake_sampler.hr_calls.extend({"seed": seed, "prompt": p.hr_prompts[i], "negative_prompt": p.hr_negative_prompts[i],
                                       "networks": p.hr_extra_network_data[i]} for i, seed in enumerate(p.seeds))

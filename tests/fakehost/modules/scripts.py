@@ -149,6 +149,9 @@ class ScriptRunner:
     def process_batch(self, p, **kwargs):
         self._call("process_batch", p, **kwargs)
 
+    def process_before_every_sampling(self, p, **kwargs):
+        self._call("process_before_every_sampling", p, **kwargs)
+
     def postprocess(self, p, processed):
         self._call("postprocess", p, processed)
 
