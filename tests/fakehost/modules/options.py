@@ -158,4 +158,11 @@ def builtin_options() -> dict[str, OptionInfo]:
         "face_restoration_model": OptionInfo("CodeFormer", "Face restoration model"),
         "code_former_weight": OptionInfo(0.5, "CodeFormer weight"),
         "face_restoration_unload": OptionInfo(False, "Move face restoration model from VRAM into RAM after processing"),
+        # img2img / inpainting (templates)
+        "outdir_samples": OptionInfo("", "Output directory for images; if empty, defaults to three directories below"),
+        "outdir_img2img_samples": OptionInfo("outputs/img2img-images", "Output directory for img2img images"),
+        "overlay_inpaint": OptionInfo(True, "Overlay original for inpaint"),
+        "img2img_color_correction": OptionInfo(False, "Apply color correction to img2img results to match original colors."),
+        "initial_noise_multiplier": OptionInfo(1.0, "Noise multiplier for img2img"),
+        "enable_pnginfo": OptionInfo(True, "Write infotext to metadata of the generated image"),
     }

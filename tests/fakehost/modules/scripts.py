@@ -152,6 +152,9 @@ class ScriptRunner:
     def postprocess(self, p, processed):
         self._call("postprocess", p, processed)
 
+    def process_before_every_sampling(self, p, **kwargs):
+        self._call("process_before_every_sampling", p, **kwargs)
+
     def postprocess_batch(self, p, images, **kwargs):
         self._call("postprocess_batch", p, images=images, **kwargs)
 
