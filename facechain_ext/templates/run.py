@@ -43,7 +43,7 @@ class IdentityPass:
     plan: PromptPlan
     lora_name: Optional[str]
     fact_scale: float
-    runtime: Any  # portraits.JobRuntime: the identity's best photo, reference embedding, fusion backend (loaded once)
+    runtime: Any  # portraits.GenerationRuntime: the identity's best photo, reference embedding, fusion backend
 
     @property
     def uses_lora(self) -> bool:
@@ -110,27 +110,29 @@ class TemplateRun:
 
 
 def prepare_run(ctx: FaceChainContext, template: Image.Image, args: TemplateArgs, *, name: str = "template",
-                fact_unavailable: Optional[str] = None, parser: Any = None,
+                fact_unavailable: Optional[str] = None, parser: Any = None, family: str = "unknown",
                 fixed_seed: Callable[[int], int] = lambda s: s if s != -1 else random.randrange(4294967294)) -> TemplateRun:
     """Everything checked and resolved before the job is queued: template size and faces, the face choices,
     identities (404 identity_not_found), FACT availability (`fact_unavailable` is the host glue's reason, or None),
-    the masks and the seeds. `parser` is the optional face-parsing model (see masks.build_face_mask)."""
+    the masks and the seeds. `parser` is the optional face-parsing model (see masks.build_face_mask); `family` the
+    checkpoint's `diffusion.family.model_family` (SD1 LoRAs on an SD2/SDXL checkpoint get a comment)."""
     faces = list_template_faces(template, ctx.analyzer(), name)
     passes = plan_passes(args, faces)
-    identities = {p.index: resolve_identity(ctx, p, fact_unavailable) for p in passes}
+    identities = {p.index: resolve_identity(ctx, p, fact_unavailable, family) for p in passes}
     masks = separate([build_face_mask(template.size, p.face, parser=parser, template=template) for p in passes],
                      [p.face for p in passes])
     run = TemplateRun(args=args, template=template, faces=faces, passes=passes, masks={m.index: m for m in masks},
                       identities=identities, seeds=candidate_seeds(fixed_seed(int(args.seed)), args.n))
     for ident in identities.values():
-        for text in ident.runtime.job.comments:
+        for text in ident.runtime.state.comments:
             run.comment(text)
     return run
 
 
-def resolve_identity(ctx: FaceChainContext, face_pass: FacePass, fact_unavailable: Optional[str]) -> IdentityPass:
-    from ..generation import FaceChainArgs
-    from ..portraits import JobRuntime, create_job
+def resolve_identity(ctx: FaceChainContext, face_pass: FacePass, fact_unavailable: Optional[str],
+                     family: str = "unknown") -> IdentityPass:
+    from ..portraits import GenerationRuntime, resolve_generation
+    from ..schemas import FaceChainArgs
 
     choice = face_pass.choice
     if choice.conditioning in ("fact", "both") and fact_unavailable:
@@ -140,12 +142,12 @@ def resolve_identity(ctx: FaceChainContext, face_pass: FacePass, fact_unavailabl
             f"available: {fact_unavailable} Use conditioning \"lora\".",
             field="conditioning", reason=fact_unavailable,
         )
-    job = create_job(ctx, FaceChainArgs(identity=choice.identity, lora_weight=choice.lora_weight))
-    plan, lora = job.plan, job.lora_name
+    state = resolve_generation(ctx, FaceChainArgs(identity=choice.identity, lora_weight=choice.lora_weight), family)
+    plan, lora = state.plan, state.lora_name
     if choice.conditioning == "fact":
         plan, lora = dataclasses.replace(plan, face_lora=None), None  # FACT alone: trigger and phrase, no LoRA tag
     scale = FACT_INPAINT_SCALE if choice.fact_scale is None else float(choice.fact_scale)
-    return IdentityPass(choice.identity, choice.conditioning, plan, lora, scale, JobRuntime(ctx, job))
+    return IdentityPass(choice.identity, choice.conditioning, plan, lora, scale, GenerationRuntime(ctx, state))
 
 
 def finish_candidate(run: TemplateRun, image: np.ndarray, seed: int, position: int) -> Candidate:

@@ -7,7 +7,7 @@ mask is feathered already) and the identity's LoRA tag, trigger and phrase in th
 the second on the first's result; `templates.compose` keeps every pixel outside the masks bit-identical. After the
 passes of a candidate come fusion and scoring (`templates.run.finish_candidate`), and at the end the ranking.
 
-The whole job runs inside one host task (queue lock, `shared.state`, task registry: `host_processing.host_job`), so
+The whole job runs inside one host task (queue lock, `shared.state`, task registry: `host_task.host_task`), so
 the host's progress bar and Interrupt apply; an interrupted job returns the candidates that were finished.
 
 FACT extension point: a pass whose identity uses conditioning "fact"/"both" also gets the FaceChain accordion script
@@ -77,7 +77,7 @@ class TemplateOutcome:
 
 def fact_unavailable_reason() -> Optional[str]:
     """None when the FaceChain accordion can condition a pass on FACT, else why it cannot (shown to the user)."""
-    from ..generation import FaceChainArgs
+    from ..schemas import FaceChainArgs
 
     fields = getattr(FaceChainArgs, "model_fields", None) or getattr(FaceChainArgs, "__fields__", {})
     if "conditioning" not in fields:
@@ -87,19 +87,21 @@ def fact_unavailable_reason() -> Optional[str]:
 
 def prepare_template(ctx: FaceChainContext, template: Image.Image, args: TemplateArgs, *, name: str = "template") -> TemplateRun:
     """All checks and resolution before queueing (4xx errors never wait behind the host queue)."""
-    from modules import processing
+    from modules import processing, shared
 
+    from ..diffusion.family import model_family
     from ..prep.parsing import head_masker_for
 
     return prepare_run(ctx, template, args, name=name, fact_unavailable=fact_unavailable_reason(),
-                       parser=head_masker_for(ctx.settings), fixed_seed=processing.get_fixed_seed)
+                       parser=head_masker_for(ctx.settings), family=model_family(shared.sd_model),
+                       fixed_seed=processing.get_fixed_seed)
 
 
 def run_template(ctx: FaceChainContext, run: TemplateRun, fields: PassFields, *, task_id: Optional[str] = None,
                  take_lock: bool = True, save: bool = False) -> TemplateOutcome:
-    from .host_processing import host_job
+    from .host_task import host_task
 
-    with host_job("facechain_template", task_id, take_lock):
+    with host_task("facechain_template", task_id, take_lock=take_lock):
         return execute(ctx, run, fields, save=save)
 
 
@@ -107,8 +109,10 @@ def execute(ctx: FaceChainContext, run: TemplateRun, fields: PassFields, *, save
     """Candidates one after another, each face pass on the previous pass's result (caller holds the host task)."""
     from modules import shared
 
+    from ..diffusion.family import model_family
+
     guidance = find_guidance(GuidanceRequest(run.args.guidance.pose, run.args.guidance.canny), run.template,
-                             run.union_mask(), sdxl=bool(getattr(shared.sd_model, "is_sdxl", False)))
+                             run.union_mask(), sdxl=model_family(shared.sd_model) == "sdxl")
     run.guidance = guidance.label
     run.comment(guidance.note)
     shared.state.job_count = len(run.seeds) * len(run.passes)
