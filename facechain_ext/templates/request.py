@@ -21,7 +21,7 @@ MAX_CANDIDATES = 16
 class TemplateFaceChoice(BaseModel):
     """One face of the template to replace, and who goes there."""
 
-    index: int = Field(..., ge=0, description="0-based, faces numbered left to right (the tab shows index + 1)")
+    index: int = Field(..., description="0-based, faces numbered left to right (the tab shows index + 1)")
     identity: str = Field(..., description="a prepared FaceChain identity")
     conditioning: str = Field("lora", description="lora | fact | both")
     lora_weight: Optional[float] = Field(None, ge=0.0, le=2.0, description="default: the LoRA's preferred weight")

@@ -17,7 +17,7 @@ from ..context import FaceChainContext
 log = logging.getLogger("facechain")
 
 # route modules under facechain_ext.webui, each with `add_routes(app, ctx, auth)`
-ROUTE_MODULES = ("api_system", "api_faces", "api_identities", "api_training", "api_generate")
+ROUTE_MODULES = ("api_system", "api_faces", "api_identities", "api_training", "api_generate", "api_templates")
 
 
 class FaceChainExtension:
