@@ -16,7 +16,18 @@ ORIGINAL_DATA_DIR = _paths.data_path  # where the fake host started; `fake_host`
 
 
 def reset_host(data_dir: os.PathLike | None = None, argv: Sequence[str] = ()) -> None:
-    from modules import errors, extensions, options, paths, progress, script_callbacks, scripts, shared, shared_cmd_options
+    from modules import (
+        errors,
+        extensions,
+        infotext_utils,
+        options,
+        paths,
+        progress,
+        script_callbacks,
+        scripts,
+        shared,
+        shared_cmd_options,
+    )
 
     if data_dir is not None:
         paths.data_path = str(data_dir)
@@ -37,6 +48,8 @@ def reset_host(data_dir: os.PathLike | None = None, argv: Sequence[str] = ()) ->
     progress.pending_tasks.clear()
     progress.finished_tasks.clear()
     extensions.extensions.clear()
+    infotext_utils.registered_param_bindings.clear()
+    infotext_utils.paste_fields.clear()
     scripts.scripts_txt2img = scripts.scripts_img2img = None
 
 
