@@ -372,6 +372,8 @@ class FaceChainTxt2ImgRequest(BaseModel):
     hr_negative_prompt: str = ""
     send_images: bool = True
     save_images: bool = False
+    pose_image: str | None = Field(None, description="base64 openpose skeleton (used as is) or photo (needs ControlNet's "
+                                   "openpose preprocessor): pose guidance through the host's ControlNet when installed")
     facechain: FaceChainArgs = Field(..., description="identity, lora_weight, style, fusion, ranking (GET /facechain/v1/schema)")
 
 

@@ -41,3 +41,16 @@ def canny_map(template: Image.Image, blank: np.ndarray) -> np.ndarray:
     edges = cv2.Canny(gray, CANNY_LOW, CANNY_HIGH)
     edges[np.asarray(blank) > 0] = 0
     return np.repeat(edges[:, :, None], 3, axis=2)
+
+
+SKELETON_DARK_FRACTION = 0.6  # openpose renders are coloured limbs on black: most pixels are (near) black
+SKELETON_DARK_LEVEL = 24  # max channel value counted as black (JPEG-saved renders are not exactly 0)
+
+
+def is_pose_skeleton(image: Image.Image) -> bool:
+    """True for an openpose skeleton render (used as the control image as is), False for a photo (which needs
+    ControlNet's openpose preprocessor). Photos are rarely more than 60 % near-black; renders are mostly black."""
+    small = image.convert("RGB")
+    small.thumbnail((256, 256))
+    pixels = np.asarray(small)
+    return float((pixels.max(axis=2) < SKELETON_DARK_LEVEL).mean()) > SKELETON_DARK_FRACTION

@@ -24,7 +24,7 @@ from typing import Any, Optional
 import numpy as np
 from PIL import Image
 
-from ..templates.guidance import CANNY_WEIGHT, POSE_WEIGHT, GuidanceRequest, canny_map
+from ..templates.guidance import CANNY_WEIGHT, POSE_WEIGHT, GuidanceRequest, canny_map, is_pose_skeleton
 
 log = logging.getLogger("facechain")
 
@@ -122,6 +122,26 @@ def find_guidance(request: GuidanceRequest, template: Image.Image, blank: np.nda
         out.note = (f"FaceChain: ControlNet lacks {' and '.join(missing)} (its models: {listed}); the face passes run "
                     "without that guidance. FaceChain uses control_v11p_sd15_openpose and control_v11p_sd15_canny.")
     return out
+
+
+def find_pose_guidance(pose: Image.Image, *, sdxl: bool = False, runner_name: str = "scripts_txt2img") -> GuidanceUnits:
+    """One openpose unit for a txt2img pose image: a skeleton render is used as is (preprocessor "none"), a photo
+    goes through ControlNet's openpose preprocessor when it has one. Otherwise no unit and a note saying why."""
+    bridge, reason = find_controlnet(runner_name)
+    if bridge is None:
+        return GuidanceUnits(None, note=f"FaceChain: the pose image is not used ({reason}).")
+    model = pick_model(bridge.models, "openpose", sdxl=sdxl)
+    if model is None:
+        listed = ", ".join(m for m in bridge.models if m != "None") or "none"
+        return GuidanceUnits(bridge, note=f"FaceChain: the pose image is not used: ControlNet has no openpose model "
+                                          f"(its models: {listed}); add control_v11p_sd15_openpose.")
+    skeleton = is_pose_skeleton(pose)
+    module = "none" if skeleton else next((m for m in POSE_PREPROCESSORS if m in bridge.preprocessors), None)
+    if module is None:
+        return GuidanceUnits(bridge, note="FaceChain: the pose image looks like a photo and ControlNet has no openpose "
+                                          "preprocessor; give an openpose skeleton image instead.")
+    unit = _unit(bridge, module, model, POSE_WEIGHT, np.asarray(pose.convert("RGB")))
+    return GuidanceUnits(bridge, units=[unit], used=["openpose skeleton" if skeleton else "openpose from photo"])
 
 
 def _unit(bridge: ControlNetBridge, module: str, model: str, weight: float, image: np.ndarray) -> Any:
