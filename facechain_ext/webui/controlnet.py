@@ -62,8 +62,12 @@ def find_controlnet(runner_name: str = "scripts_img2img") -> tuple[Optional[Cont
     """The host's ControlNet, or None and why not (a sentence naming what to install)."""
     from modules import extensions, scripts
 
-    ext = next((e for e in extensions.active() if (Path(e.path).joinpath(*EXTERNAL_CODE)).is_file()), None)
+    active = extensions.active()
+    ext = next((e for e in active if (Path(e.path).joinpath(*EXTERNAL_CODE)).is_file()), None)
     if ext is None:
+        forge = next((e for e in active if (Path(e.path) / "lib_controlnet" / "external_code.py").is_file()), None)
+        if forge is not None:  # Forge's built-in ControlNet: another external API, not supported yet
+            return None, f"{forge.name} (Forge's built-in ControlNet) is not supported by FaceChain's guidance yet."
         return None, f"ControlNet is not installed: {INSTALL_HINT}."
     folder = Path(ext.path)
     module_name = f"{folder.parent.name}.{folder.name}.scripts.external_code"
