@@ -97,8 +97,9 @@ def test_plan_errors_name_the_face(two_people, choices, code, field):
 
 def test_plan_orders_passes_left_to_right_with_face_sized_padding(two_people):
     _, faces = two_people
-    passes = plan_passes(args({"index": 1}, {"index": 0, "conditioning": "both"}), faces)
-    assert [p.index for p in passes] == [0, 1] and passes[0].choice.conditioning == "both"
+    passes = plan_passes(args({"index": 1}, {"index": 0, "conditioning": "lora+fact"}), faces)
+    assert [p.index for p in passes] == [0, 1] and passes[0].choice.conditioning == "lora+fact"
+    assert passes[1].choice.conditioning == "auto"  # the accordion's default
     assert all(p.padding == round(0.5 * p.face.face.long_side) for p in passes)
     assert plan_passes(args({"index": 0}, padding=7), faces)[0].padding == 7
     tiny = [TemplateFace(0, synthetic_face(100, 100, eye_dx=6))]

@@ -55,8 +55,8 @@ def test_faces_view_numbers_the_faces_or_says_why_not(ctx, data_dir):
 
 def test_slots_become_template_arguments():
     options = TemplateOptions(strength=0.55, n=3, seed=5, pose=False)
-    args = args_from_slots(["p02", KEEP, "angelina"], ["both", "lora", "lora"], options)
-    assert [(f.index, f.identity, f.conditioning) for f in args.faces] == [(0, "p02", "both"), (2, "angelina", "lora")]
+    args = args_from_slots(["p02", KEEP, "angelina"], ["lora+fact", "lora", "lora"], options)
+    assert [(f.index, f.identity, f.conditioning) for f in args.faces] == [(0, "p02", "lora+fact"), (2, "angelina", "lora")]
     assert (args.strength, args.n, args.seed, args.guidance.pose, args.guidance.canny) == (0.55, 3, 5, False, True)
     with pytest.raises(FaceChainError) as err:
         args_from_slots([KEEP, None], ["lora", "lora"], options)

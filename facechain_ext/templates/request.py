@@ -13,8 +13,10 @@ from pydantic import BaseModel, Field
 # FaceChain's fixed-template mode inpainted at strength 0.65 (modelscope/facechain v3.0.0 app.py and
 # run_inference_inpaint.py: `strength = 0.65`); its useful range was about 0.5-0.65.
 DEFAULT_STRENGTH = 0.65
-# Conditioning per identity: its trained LoRA (tag + trigger + phrase), the FACT adapter, or both.
-CONDITIONINGS = ("lora", "fact", "both")
+# Conditioning per identity, the accordion's vocabulary (FaceChainArgs.conditioning of the FACT hook): "auto" = the
+# identity's LoRA when it has one, else FACT when installed; "lora" (tag + trigger + phrase), "fact", "lora+fact".
+CONDITIONINGS = ("auto", "lora", "fact", "lora+fact")
+FACT_CONDITIONINGS = ("fact", "lora+fact")
 MAX_CANDIDATES = 16
 
 
@@ -23,9 +25,9 @@ class TemplateFaceChoice(BaseModel):
 
     index: int = Field(..., description="0-based, faces numbered left to right (the tab shows index + 1)")
     identity: str = Field(..., description="a prepared FaceChain identity")
-    conditioning: str = Field("lora", description="lora | fact | both")
+    conditioning: str = Field("auto", description="auto | lora | fact | lora+fact (as the accordion's)")
     lora_weight: Optional[float] = Field(None, ge=0.0, le=2.0, description="default: the LoRA's preferred weight")
-    fact_scale: Optional[float] = Field(None, ge=0.0, le=2.0, description="FACT adapter scale (FaceChain: 0.55 inpainting)")
+    fact_scale: Optional[float] = Field(None, ge=0.0, le=1.5, description="FACT adapter scale (default 0.55, FaceChain's for inpainting)")
 
     class Config:
         extra = "forbid"

@@ -25,7 +25,7 @@ from .compose import restrict
 from .faces import TemplateFace, list_template_faces, match_face
 from .masks import FaceRegionMask, build_face_mask, separate
 from .plan import FacePass, candidate_seeds, plan_passes
-from .request import TemplateArgs
+from .request import FACT_CONDITIONINGS, TemplateArgs
 
 if TYPE_CHECKING:
     from ..context import FaceChainContext
@@ -39,19 +39,16 @@ class IdentityPass:
     """What one face pass conditions on: the identity's prompt plan (LoRA tag, trigger, phrase) and/or FACT."""
 
     identity: str
-    conditioning: str  # lora | fact | both
-    plan: PromptPlan
+    conditioning: str  # as requested: auto | lora | fact | lora+fact
+    plan: PromptPlan  # its face_lora is set only when the LoRA is used
     lora_name: Optional[str]
     fact_scale: float
+    uses_fact: bool
     runtime: Any  # portraits.GenerationRuntime: the identity's best photo, reference embedding, fusion backend
 
     @property
     def uses_lora(self) -> bool:
-        return self.conditioning in ("lora", "both")
-
-    @property
-    def uses_fact(self) -> bool:
-        return self.conditioning in ("fact", "both")
+        return self.lora_name is not None
 
 
 @dataclass
@@ -131,23 +128,36 @@ def prepare_run(ctx: FaceChainContext, template: Image.Image, args: TemplateArgs
 
 def resolve_identity(ctx: FaceChainContext, face_pass: FacePass, fact_unavailable: Optional[str],
                      family: str = "unknown") -> IdentityPass:
+    """The identity's LoRA/trigger/phrase through the accordion's own resolution (`portraits.resolve_generation`),
+    which also decides LoRA vs FACT for "auto" once the accordion's arguments have `conditioning` (the FACT hook)."""
     from ..portraits import GenerationRuntime, resolve_generation
     from ..schemas import FaceChainArgs
 
     choice = face_pass.choice
-    if choice.conditioning in ("fact", "both") and fact_unavailable:
+    if choice.conditioning in FACT_CONDITIONINGS and fact_unavailable:
         raise FaceChainError(
             "fact_unavailable",
             f"faces[{face_pass.order}].conditioning: {choice.conditioning!r} needs the FACT adapter, which is not "
             f"available: {fact_unavailable} Use conditioning \"lora\".",
             field="conditioning", reason=fact_unavailable,
         )
-    state = resolve_generation(ctx, FaceChainArgs(identity=choice.identity, lora_weight=choice.lora_weight), family)
-    plan, lora = state.plan, state.lora_name
-    if choice.conditioning == "fact":
-        plan, lora = dataclasses.replace(plan, face_lora=None), None  # FACT alone: trigger and phrase, no LoRA tag
     scale = FACT_INPAINT_SCALE if choice.fact_scale is None else float(choice.fact_scale)
-    return IdentityPass(choice.identity, choice.conditioning, plan, lora, scale, GenerationRuntime(ctx, state))
+    extra = {"conditioning": choice.conditioning, "fact_scale": scale} if accepts_conditioning() else {}
+    state = resolve_generation(ctx, FaceChainArgs(identity=choice.identity, lora_weight=choice.lora_weight, **extra),
+                               family)
+    plan, lora = state.plan, state.lora_name
+    if lora is None:
+        plan = dataclasses.replace(plan, face_lora=None)
+    uses_fact = bool(getattr(state, "wants_fact", False))
+    return IdentityPass(choice.identity, choice.conditioning, plan, lora, scale, uses_fact, GenerationRuntime(ctx, state))
+
+
+def accepts_conditioning() -> bool:
+    """Whether the accordion's arguments choose LoRA vs FACT (`FaceChainArgs.conditioning`, added by the FACT hook)."""
+    from ..schemas import FaceChainArgs
+
+    fields = getattr(FaceChainArgs, "model_fields", None) or getattr(FaceChainArgs, "__fields__", {})
+    return "conditioning" in fields
 
 
 def finish_candidate(run: TemplateRun, image: np.ndarray, seed: int, position: int) -> Candidate:
@@ -219,11 +229,13 @@ KEY_GUIDANCE = "FaceChain guidance"
 
 
 def faces_text(run: TemplateRun) -> str:
-    """`1=obama lora obama_v1; 2=biden fact 0.55`: face number (index + 1), identity, conditioning and its weights."""
+    """`1=obama lora obama_v1 0.9; 2=biden fact fact=0.55`: face number (index + 1), identity, the conditioning used
+    (lora, fact, lora+fact, or "prompt" for trigger and phrase only) and its weights."""
     parts = []
     for face_pass in run.passes:
         ident = run.identities[face_pass.index]
-        text = f"{face_pass.index + 1}={ident.identity} {ident.conditioning}"
+        used = "+".join(name for name, on in (("lora", ident.uses_lora), ("fact", ident.uses_fact)) if on) or "prompt"
+        text = f"{face_pass.index + 1}={ident.identity} {used}"
         if ident.uses_lora and ident.lora_name:
             text += f" {ident.lora_name} {format_number(ident.plan.face_weight)}"
         if ident.uses_fact:

@@ -74,7 +74,7 @@ def faces_view(ctx: FaceChainContext, image: Any) -> tuple[Any, str, int]:
 
 def args_from_slots(identities: list[Any], conditionings: list[Any], options: TemplateOptions) -> TemplateArgs:
     """TemplateArgs from the per-face dropdowns (KEEP or empty = leave that face as it is)."""
-    faces = [{"index": i, "identity": str(name), "conditioning": str(cond or "lora")}
+    faces = [{"index": i, "identity": str(name), "conditioning": str(cond or "auto")}
              for i, (name, cond) in enumerate(zip(identities, conditionings, strict=True))
              if name and name != KEEP]
     if not faces:
@@ -150,7 +150,7 @@ def _face_slots(ctx: FaceChainContext) -> tuple[list, list, list]:
     for i in range(MAX_SLOTS):
         with gr.Row(visible=False, elem_id=f"facechain_tpl_face_{i}") as row:
             names.append(gr.Dropdown(label=f"Face {i + 1}", choices=identity_choices(ctx), value=KEEP, scale=3))
-            conds.append(gr.Dropdown(label="Conditioning", choices=list(CONDITIONINGS), value="lora", scale=1))
+            conds.append(gr.Dropdown(label="Conditioning", choices=list(CONDITIONINGS), value="auto", scale=1))
         rows.append(row)
     return rows, names, conds
 

@@ -10,10 +10,11 @@ passes of a candidate come fusion and scoring (`templates.run.finish_candidate`)
 The whole job runs inside one host task (queue lock, `shared.state`, task registry: `host_task.host_task`), so
 the host's progress bar and Interrupt apply; an interrupted job returns the candidates that were finished.
 
-FACT extension point: a pass whose identity uses conditioning "fact"/"both" also gets the FaceChain accordion script
-with `{"conditioning": "fact", "fact_scale": ...}` (`fact_script_args`). Until the accordion's arguments have those
-fields (the FACT hook), `fact_unavailable_reason()` says so and such requests are refused before queueing (503
-`fact_unavailable`).
+FACT extension point: a pass whose identity uses FACT (conditioning "fact"/"lora+fact", or "auto" for an identity
+without a LoRA when FACT is installed, as the accordion decides) also gets the FaceChain accordion script with
+`{"conditioning": "fact", "fact_scale": ...}` (`fact_script_args`); its LoRA, if used, is already in our prompt. Until
+the accordion's arguments have those fields (the FACT hook), `fact_unavailable_reason()` says so: "fact"/"lora+fact"
+are refused before queueing (503 `fact_unavailable`) and "auto" means the LoRA.
 """
 
 from __future__ import annotations
@@ -77,10 +78,9 @@ class TemplateOutcome:
 
 def fact_unavailable_reason() -> Optional[str]:
     """None when the FaceChain accordion can condition a pass on FACT, else why it cannot (shown to the user)."""
-    from ..schemas import FaceChainArgs
+    from ..templates.run import accepts_conditioning
 
-    fields = getattr(FaceChainArgs, "model_fields", None) or getattr(FaceChainArgs, "__fields__", {})
-    if "conditioning" not in fields:
+    if not accepts_conditioning():
         return "this FaceChain version has no FACT adapter hook yet."
     return None
 
