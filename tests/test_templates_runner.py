@@ -147,21 +147,37 @@ def test_without_controlnet_the_job_says_so_once(ctx, data_dir, host, fake_host)
     assert outcome.run.guidance == "none" and len(outcome.run.candidates) == 1
 
 
-def test_interrupt_stops_between_passes_and_returns_finished_candidates(ctx, data_dir, host):
+@pytest.mark.parametrize("at_call", [3, 4])  # the second candidate's first pass, or its last one
+def test_interrupt_keeps_only_finished_candidates(ctx, data_dir, host, at_call):
     painter = host
 
     def interrupting(p, init, mask, seed, networks):
         out = painter(p, init, mask, seed, networks)
-        if len(painter.painted) == 3:  # during the second candidate's first pass
+        if len(painter.painted) == at_call:
             shared.state.interrupt()
         return out
 
     processing.fake_sampler.inpaint = interrupting
     outcome = run(ctx, data_dir, n=3)
     assert outcome.run.interrupted and len(outcome.run.candidates) == 1 and outcome.order == [0]
-    assert any("interrupted" in c for c in outcome.run.comments)
+    assert len(painter.painted) == at_call and any("interrupted" in c for c in outcome.run.comments)
     assert call_queue.queue_lock.acquire(blocking=False)
     call_queue.queue_lock.release()
+
+
+def test_skip_drops_the_current_candidate_and_goes_on(ctx, data_dir, host):
+    painter = host
+
+    def skipping(p, init, mask, seed, networks):
+        out = painter(p, init, mask, seed, networks)
+        if len(painter.painted) == 1:  # the first candidate's first pass
+            shared.state.skip()
+        return out
+
+    processing.fake_sampler.inpaint = skipping
+    outcome = run(ctx, data_dir, n=3)
+    assert not outcome.run.interrupted and [c.seed for c in outcome.run.candidates] == [41, 42]
+    assert len(painter.painted) == 5 and any("skipped" in c for c in outcome.run.comments)
 
 
 def test_saved_like_host_outputs_with_infotext(ctx, data_dir, host, tmp_path):

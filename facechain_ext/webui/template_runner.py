@@ -118,11 +118,15 @@ def execute(ctx: FaceChainContext, run: TemplateRun, fields: PassFields, *, save
     shared.state.job_count = len(run.seeds) * len(run.passes)
     for position, seed in enumerate(run.seeds):
         candidate = _make_candidate(ctx, run, fields, guidance, position, seed)
-        if candidate is None:
+        if candidate is not None:
+            run.candidates.append(candidate)
+        elif shared.state.interrupted or shared.state.stopping_generation:
             run.interrupted = True
             run.comment(f"FaceChain: interrupted; {len(run.candidates)} of {len(run.seeds)} candidates were finished.")
             break
-        run.candidates.append(candidate)
+        else:  # Skip: drop this candidate, go on with the next (the host resets `skipped` per batch the same way)
+            shared.state.skipped = False
+            run.comment("FaceChain: skipped candidates are left out.")
     outcome = TemplateOutcome(run, rank_candidates(run.candidates), guidance)
     if save:
         outcome.saved = [_save(c) for c in outcome.ranked]
@@ -136,7 +140,7 @@ def _make_candidate(ctx: FaceChainContext, run: TemplateRun, fields: PassFields,
     image = np.asarray(run.template.convert("RGB")).copy()
     first = None
     for face_pass in run.passes:
-        if shared.state.interrupted or shared.state.skipped:
+        if _stopped():
             return None
         shared.state.job = f"FaceChain template {position + 1}/{len(run.seeds)}: face {face_pass.index + 1}"
         p = make_pass(ctx, run, face_pass, Image.fromarray(image), seed, fields, guidance)
@@ -144,7 +148,7 @@ def _make_candidate(ctx: FaceChainContext, run: TemplateRun, fields: PassFields,
         for line in (getattr(processed, "comments", "") or "").splitlines():
             run.comment(line)
         first_index = int(getattr(processed, "index_of_first_image", 0) or 0)
-        if len(processed.images) <= first_index:  # interrupted inside the pass
+        if _stopped() or len(processed.images) <= first_index:  # stopped inside the pass: the face is unfinished
             return None
         image = compose_pass(image, processed.images[first_index], run.masks[face_pass.index], p.paste_to)
         first = first or p
@@ -152,6 +156,13 @@ def _make_candidate(ctx: FaceChainContext, run: TemplateRun, fields: PassFields,
     candidate.infotext = _infotext(first, run, candidate)
     candidate.image.info["parameters"] = candidate.infotext
     return candidate
+
+
+def _stopped() -> bool:
+    from modules import shared
+
+    state = shared.state
+    return bool(state.interrupted or state.skipped or getattr(state, "stopping_generation", False))
 
 
 def make_pass(ctx: FaceChainContext, run: TemplateRun, face_pass: Any, image: Image.Image, seed: int,
