@@ -19,6 +19,7 @@ from facechain_ext.templates.compose import compose_pass, restrict
 from facechain_ext.templates.faces import (
     TemplateFace,
     check_template_size,
+    find_template_faces,
     list_template_faces,
     match_face,
     numbered_overlay,
@@ -61,6 +62,17 @@ def test_faces_of_a_real_group_photo_are_numbered_left_to_right(two_people):
     changed = (overlay != original).any(axis=2)
     assert changed.mean() < 0.05  # only boxes and labels are drawn
     assert not changed[-5:, :].any()  # far from every face nothing changes
+
+
+def test_a_sideways_template_is_searched_upright_and_faces_stay_in_its_pixels(two_people, analyzer):
+    image, upright_faces = two_people
+    turned = image.transpose(Image.Transpose.ROTATE_90)  # counter-clockwise: faces now lie on their side
+    faces, rotation = find_template_faces(turned, analyzer)
+    assert rotation in (90, 270) and len(faces) == 2
+    for item in faces:
+        x1, y1, x2, y2 = item.bbox
+        assert 0 <= x1 < x2 <= turned.width and 0 <= y1 < y2 <= turned.height
+    assert find_template_faces(image, analyzer)[1] == 0
 
 
 def test_template_size_and_no_face_errors(data_dir, analyzer):

@@ -62,8 +62,15 @@ def order_left_to_right(faces: Sequence[Face]) -> list[TemplateFace]:
 
 def list_template_faces(image: Image.Image, analyzer: FaceAnalyzer, name: str = "template") -> list[TemplateFace]:
     """Every face of the template, left to right; FaceChainError no_face (422) when there is none."""
+    return find_template_faces(image, analyzer, name)[0]
+
+
+def find_template_faces(image: Image.Image, analyzer: FaceAnalyzer, name: str = "template") -> tuple[list[TemplateFace], int]:
+    """The faces (left to right, in the template's own pixels) and the turn that made them upright (degrees; 0 for
+    an upright template), found with the orientation policy of every surface (`FaceAnalyzer.find_faces`)."""
     check_template_size(image, name)
-    faces = analyzer.detect(image, embed=False)
+    found = analyzer.find_faces(image, embed=False)
+    faces = found.faces
     if not faces:
         raise FaceChainError(
             "no_face",
@@ -71,7 +78,7 @@ def list_template_faces(image: Image.Image, analyzer: FaceAnalyzer, name: str = 
             "visible, roughly frontal faces.",
             input=name, backend=analyzer.name,
         )
-    return order_left_to_right(faces)
+    return order_left_to_right(faces), int(found.rotation)
 
 
 def match_face(template_face: TemplateFace, found: Sequence[Face], min_iou: float = 0.3) -> Optional[Face]:

@@ -22,7 +22,7 @@ from PIL import Image
 from ..errors import FaceChainError
 from ..prompts import format_number
 from .compose import restrict
-from .faces import TemplateFace, list_template_faces, match_face
+from .faces import TemplateFace, find_template_faces, match_face
 from .masks import FaceRegionMask, build_face_mask, separate
 from .plan import FacePass, candidate_seeds, plan_passes
 from .request import FACT_CONDITIONINGS, TemplateArgs
@@ -113,7 +113,7 @@ def prepare_run(ctx: FaceChainContext, template: Image.Image, args: TemplateArgs
     identities (404 identity_not_found), FACT availability (`fact_unavailable` is the host glue's reason, or None),
     the masks and the seeds. `parser` is the optional face-parsing model (see masks.build_face_mask); `family` the
     checkpoint's `diffusion.family.model_family` (SD1 LoRAs on an SD2/SDXL checkpoint get a comment)."""
-    faces = list_template_faces(template, ctx.analyzer(), name)
+    faces, rotation = find_template_faces(template, ctx.analyzer(), name)
     passes = plan_passes(args, faces)
     identities = {p.index: resolve_identity(ctx, p, fact_unavailable, family) for p in passes}
     masks = separate([build_face_mask(template.size, p.face, parser=parser, template=template) for p in passes],
@@ -123,6 +123,9 @@ def prepare_run(ctx: FaceChainContext, template: Image.Image, args: TemplateArgs
     for ident in identities.values():
         for text in ident.runtime.state.comments:
             run.comment(text)
+    if rotation:
+        run.comment(f"FaceChain: the template's faces are turned by {rotation} degrees (a sideways photo); they are "
+                    "repainted as they lie. Turn the photo upright for better faces.")
     return run
 
 
@@ -168,7 +171,7 @@ def finish_candidate(run: TemplateRun, image: np.ndarray, seed: int, position: i
     """
     first = next(iter(run.identities.values())).runtime
     analyzer = first.analyzer
-    found = analyzer.detect(image, embed=False)
+    found = analyzer.find_faces(image, embed=False).faces  # the orientation policy of every surface
     current = image
     outcomes = []
     for face_pass in run.passes:
