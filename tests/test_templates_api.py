@@ -81,7 +81,7 @@ def test_template_route_returns_ranked_candidates_with_per_face_scores(client, d
 
 def test_template_faces_lists_faces_left_to_right(client, data_dir):
     data = client.post(f"{URL}/template/faces", json={"template": b64_file(template_path(data_dir))}).json()
-    assert [f["index"] for f in data["faces"]] == [0, 1] and data["backend"] == "dlib"
+    assert [f["index"] for f in data["faces"]] == [0, 1] and data["backend"] == "dlib" and data["rotation"] == 0
     assert data["faces"][0]["bbox"][0] < data["faces"][1]["bbox"][0] and (data["width"], data["height"]) == (1024, 601)
 
 

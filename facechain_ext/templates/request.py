@@ -126,4 +126,5 @@ class TemplateFacesResponse(BaseModel):
     faces: list[dict[str, Any]] = Field(..., description="index, bbox, score, kps, left to right")
     width: int
     height: int
+    rotation: int = Field(0, description="degrees that turned the faces upright (0: an upright template)")
     backend: str

@@ -83,13 +83,13 @@ class TemplateRoutes:
 
     def faces(self, req: TemplateFacesRequest) -> dict[str, Any]:
         from ..imaging import decode_base64_image
-        from ..templates.faces import list_template_faces
+        from ..templates.faces import find_template_faces
 
         image = decode_base64_image(req.template, "template")
         analyzer = self.ctx.analyzer()
-        faces = list_template_faces(image, analyzer)
+        faces, rotation = find_template_faces(image, analyzer)
         return {"faces": [f.to_dict() for f in faces], "width": image.width, "height": image.height,
-                "backend": analyzer.name}
+                "rotation": rotation, "backend": analyzer.name}
 
 
 __all__ = ["add_routes", "TemplateRoutes"]
