@@ -73,8 +73,7 @@ def install_controlnet(models: Sequence[str] = (), preprocessors: Sequence[str] 
     external_code = importlib.import_module(f"extensions.{name}.scripts.external_code")
     controlnet = importlib.import_module(f"extensions.{name}.scripts.controlnet")
     external_code.MODELS[:] = ["None", *models]
-    if preprocessors is not None:
-        external_code.PREPROCESSORS[:] = list(preprocessors)
+    external_code.PREPROCESSORS[:] = list(external_code.DEFAULT_PREPROCESSORS if preprocessors is None else preprocessors)
     controlnet.RECORDED.clear()
     for attr in ("scripts_txt2img", "scripts_img2img"):
         runner = scripts.ScriptRunner()

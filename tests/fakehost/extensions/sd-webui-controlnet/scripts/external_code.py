@@ -17,8 +17,9 @@ from copy import copy
 from modules import shared
 
 MODELS: list[str] = ["None"]
-PREPROCESSORS: list[str] = ["none", "canny", "openpose", "openpose_face", "openpose_faceonly", "openpose_full",
-                            "openpose_hand", "dw_openpose_full", "depth_midas", "reference_only"]
+DEFAULT_PREPROCESSORS = ("none", "canny", "openpose", "openpose_face", "openpose_faceonly", "openpose_full",
+                         "openpose_hand", "dw_openpose_full", "depth_midas", "reference_only")
+PREPROCESSORS: list[str] = list(DEFAULT_PREPROCESSORS)
 
 
 def get_api_version() -> int:
