@@ -419,14 +419,3 @@ class StylesResponse(BaseModel):
     styles: list[dict[str, Any]]
     errors: dict[str, str] = Field(default_factory=dict, description="style file -> why it was skipped")
 
-
-# ---- template portraits (issue 9): the models live with the host-free core in templates/request.py ----
-from .templates.request import (  # noqa: E402,F401 - re-exported: the schemas of POST /facechain/v1/template
-    TemplateArgs,
-    TemplateFaceChoice,
-    TemplateFacesRequest,
-    TemplateFacesResponse,
-    TemplateGuidance,
-    TemplateRequest,
-    TemplateResponse,
-)

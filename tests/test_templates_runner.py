@@ -202,3 +202,20 @@ def test_unknown_identity_is_404_before_anything_runs(ctx, data_dir, host):
         prepare_template(ctx, template(data_dir), job_args(faces=[{"index": 0, "identity": "nobody"}]))
     assert err.value.code == "identity_not_found" and err.value.http_status == 404
     assert set(IDENTITIES) == {"angelina", "p02"}
+
+
+def test_face_restoration_after_fusion_stays_inside_the_masks(ctx, data_dir, host):
+    from test_fusion_restore_host import InvertingRestorer
+
+    restorer = InvertingRestorer()
+    shared.face_restorers = [restorer]
+    outcome = run(ctx, data_dir, n=1, fusion={"restore_face": True})
+    candidate = outcome.ranked[0]
+    assert restorer.calls == 2 and all(f.fused and f.restored for f in candidate.faces)
+    original, union = np.asarray(template(data_dir)), outcome.run.union_mask()
+    np.testing.assert_array_equal(np.asarray(candidate.image)[union == 0], original[union == 0])
+    assert "FaceChain fusion: 0.7 restore=on restored" in candidate.infotext
+    shared.face_restorers = []
+    outcome = run(ctx, data_dir, n=1, fusion={"restore_face": True})  # no restorer in the host: said once, still fused
+    assert any("face restoration after fusion is unavailable" in c for c in outcome.run.comments)
+    assert all(f.fused and not f.restored for f in outcome.ranked[0].faces)

@@ -10,6 +10,8 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, Field
 
+from ..schemas import FusionArgs  # the accordion's fusion arguments: strength, backend, face restoration
+
 # FaceChain's fixed-template mode inpainted at strength 0.65 (modelscope/facechain v3.0.0 app.py and
 # run_inference_inpaint.py: `strength = 0.65`); its useful range was about 0.5-0.65.
 DEFAULT_STRENGTH = 0.65
@@ -43,14 +45,6 @@ class TemplateGuidance(BaseModel):
         extra = "forbid"
 
 
-class TemplateFusion(BaseModel):
-    enabled: bool = True
-    strength: float = Field(0.7, ge=0.0, le=1.0)
-
-    class Config:
-        extra = "forbid"
-
-
 class TemplateArgs(BaseModel):
     """The FaceChain part of a template job (the tab and the route fill it the same way)."""
 
@@ -59,7 +53,7 @@ class TemplateArgs(BaseModel):
     n: int = Field(1, ge=1, le=MAX_CANDIDATES, description="candidates to make; returned best mean similarity first")
     seed: int = Field(-1, description="-1: random; candidate k uses seed + k for all its face passes")
     guidance: TemplateGuidance = TemplateGuidance()
-    fusion: TemplateFusion = TemplateFusion()
+    fusion: FusionArgs = FusionArgs()
     padding: Optional[int] = Field(None, ge=0, le=1024, description="inpaint_full_res_padding in px (default: from the face size)")
 
     class Config:
@@ -75,7 +69,7 @@ class TemplateRequest(BaseModel):
     n: int = Field(1, ge=1, le=MAX_CANDIDATES)
     seed: int = -1
     guidance: TemplateGuidance = TemplateGuidance()
-    fusion: TemplateFusion = TemplateFusion()
+    fusion: FusionArgs = FusionArgs()
     padding: Optional[int] = Field(None, ge=0, le=1024)
     # host img2img fields (same names and meaning as /sdapi/v1/img2img)
     prompt: str = ""
@@ -106,6 +100,7 @@ class TemplateFaceResult(BaseModel):
     score: Optional[float] = Field(None, description="similarity to the identity after fusion; null: face not found")
     score_before_fusion: Optional[float] = None
     fused: bool = False
+    restored: bool = False
     note: Optional[str] = None
 
 

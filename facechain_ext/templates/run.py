@@ -58,10 +58,12 @@ class FaceOutcome:
     score: Optional[float] = None  # after fusion; None when the face was not found again
     score_before_fusion: Optional[float] = None
     fused: bool = False
+    restored: bool = False  # the host's face restoration ran on the fused face
     note: Optional[str] = None  # why there is no score / no fusion
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "identity": self.identity, "fused": self.fused, "note": self.note,
+        return {"index": self.index, "identity": self.identity, "fused": self.fused, "restored": self.restored,
+                "note": self.note,
                 "score": _round(self.score), "score_before_fusion": _round(self.score_before_fusion)}
 
 
@@ -108,14 +110,16 @@ class TemplateRun:
 
 def prepare_run(ctx: FaceChainContext, template: Image.Image, args: TemplateArgs, *, name: str = "template",
                 fact_unavailable: Optional[str] = None, parser: Any = None, family: str = "unknown",
+                find_restorer: Optional[Callable[[], Any]] = None,
                 fixed_seed: Callable[[int], int] = lambda s: s if s != -1 else random.randrange(4294967294)) -> TemplateRun:
     """Everything checked and resolved before the job is queued: template size and faces, the face choices,
     identities (404 identity_not_found), FACT availability (`fact_unavailable` is the host glue's reason, or None),
     the masks and the seeds. `parser` is the optional face-parsing model (see masks.build_face_mask); `family` the
-    checkpoint's `diffusion.family.model_family` (SD1 LoRAs on an SD2/SDXL checkpoint get a comment)."""
+    checkpoint's `diffusion.family.model_family` (SD1 LoRAs on an SD2/SDXL checkpoint get a comment);
+    `find_restorer` the host glue's face-restorer lookup (restoration after fusion, as in the accordion)."""
     faces, rotation = find_template_faces(template, ctx.analyzer(), name)
     passes = plan_passes(args, faces)
-    identities = {p.index: resolve_identity(ctx, p, fact_unavailable, family) for p in passes}
+    identities = {p.index: resolve_identity(ctx, p, args, fact_unavailable, family, find_restorer) for p in passes}
     masks = separate([build_face_mask(template.size, p.face, parser=parser, template=template) for p in passes],
                      [p.face for p in passes])
     run = TemplateRun(args=args, template=template, faces=faces, passes=passes, masks={m.index: m for m in masks},
@@ -129,8 +133,8 @@ def prepare_run(ctx: FaceChainContext, template: Image.Image, args: TemplateArgs
     return run
 
 
-def resolve_identity(ctx: FaceChainContext, face_pass: FacePass, fact_unavailable: Optional[str],
-                     family: str = "unknown") -> IdentityPass:
+def resolve_identity(ctx: FaceChainContext, face_pass: FacePass, args: TemplateArgs, fact_unavailable: Optional[str],
+                     family: str = "unknown", find_restorer: Optional[Callable[[], Any]] = None) -> IdentityPass:
     """The identity's LoRA/trigger/phrase through the accordion's own resolution (`portraits.resolve_generation`),
     which also decides LoRA vs FACT for "auto" once the accordion's arguments have `conditioning` (the FACT hook)."""
     from ..portraits import GenerationRuntime, resolve_generation
@@ -146,13 +150,14 @@ def resolve_identity(ctx: FaceChainContext, face_pass: FacePass, fact_unavailabl
         )
     scale = FACT_INPAINT_SCALE if choice.fact_scale is None else float(choice.fact_scale)
     extra = {"conditioning": choice.conditioning, "fact_scale": scale} if accepts_conditioning() else {}
-    state = resolve_generation(ctx, FaceChainArgs(identity=choice.identity, lora_weight=choice.lora_weight, **extra),
-                               family)
+    state = resolve_generation(ctx, FaceChainArgs(identity=choice.identity, lora_weight=choice.lora_weight,
+                                                  fusion=args.fusion, **extra), family)
     plan, lora = state.plan, state.lora_name
     if lora is None:
         plan = dataclasses.replace(plan, face_lora=None)
     uses_fact = bool(getattr(state, "wants_fact", False))
-    return IdentityPass(choice.identity, choice.conditioning, plan, lora, scale, uses_fact, GenerationRuntime(ctx, state))
+    runtime = GenerationRuntime(ctx, state, find_restorer=find_restorer)
+    return IdentityPass(choice.identity, choice.conditioning, plan, lora, scale, uses_fact, runtime)
 
 
 def accepts_conditioning() -> bool:
@@ -192,6 +197,7 @@ def _fuse_and_score(run: TemplateRun, face_pass: FacePass, ident: IdentityPass, 
                     outcome: FaceOutcome) -> np.ndarray:
     from ..faces.similarity import cosine_similarity
     from ..fusion import fuse_face
+    from ..fusion.restore import restore_wanted
 
     runtime = ident.runtime
     analyzer = runtime.analyzer
@@ -203,13 +209,21 @@ def _fuse_and_score(run: TemplateRun, face_pass: FacePass, ident: IdentityPass, 
         outcome.note = "fusion_off"
         return image
     reference, reference_face = runtime.reference()
+    backend = runtime.fusion_backend()
+    wanted = restore_wanted(fusion.restore_face, backend.name) and fusion.restore_visibility > 0
     result = fuse_face(image, reference, analyzer, strength=fusion.strength, target_face=bare,
-                       reference_face=reference_face, backend=runtime.fusion_backend())
+                       reference_face=reference_face, backend=backend, restore=runtime.restorer() if wanted else None,
+                       restore_visibility=fusion.restore_visibility)
+    for text in runtime.state.comments:  # e.g. no face restorer in this host
+        run.comment(text)
+    if result.restore_error:
+        run.comment(f"FaceChain: the face restorer failed on some faces ({result.restore_error}); they are fused "
+                    "without restoration.")
     if not result.applied:
         outcome.note = result.reason
         return image
     fused = restrict(np.asarray(result.image.convert("RGB")), image, run.masks[face_pass.index].full())
-    outcome.fused = True
+    outcome.fused, outcome.restored = True, bool(result.restored)
     outcome.score = cosine_similarity(analyzer.embed(fused, bare), reference_embedding)
     return fused
 
@@ -248,7 +262,10 @@ def faces_text(run: TemplateRun) -> str:
 
 
 def infotext_fields(run: TemplateRun, candidate: Candidate) -> dict[str, str]:
-    """FaceChain's keys for one candidate's infotext (the host writes them after its own)."""
+    """FaceChain's keys for one candidate's infotext (the host writes them after its own); `FaceChain fusion` is
+    written as the accordion writes it (`infotext.fusion_text`)."""
+    from ..infotext import fusion_text
+
     fusion = run.args.fusion
     mean = candidate.mean_score
     return {
@@ -256,7 +273,7 @@ def infotext_fields(run: TemplateRun, candidate: Candidate) -> dict[str, str]:
         KEY_TEMPLATE_FACES: faces_text(run),
         KEY_FACE_SCORES: " ".join("none" if f.score is None else format_number(f.score) for f in candidate.faces),
         KEY_SIMILARITY: "none" if mean is None else format_number(mean),
-        KEY_FUSION: format_number(fusion.strength) if fusion.enabled else "off",
+        KEY_FUSION: fusion_text(fusion) + (" restored" if any(f.restored for f in candidate.faces) else ""),
         KEY_GUIDANCE: run.guidance,
     }
 

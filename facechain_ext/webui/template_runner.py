@@ -91,10 +91,11 @@ def prepare_template(ctx: FaceChainContext, template: Image.Image, args: Templat
 
     from ..diffusion.family import model_family
     from ..prep.parsing import head_masker_for
+    from .face_restore import host_face_restorer
 
     return prepare_run(ctx, template, args, name=name, fact_unavailable=fact_unavailable_reason(),
                        parser=head_masker_for(ctx.settings), family=model_family(shared.sd_model),
-                       fixed_seed=processing.get_fixed_seed)
+                       find_restorer=host_face_restorer, fixed_seed=processing.get_fixed_seed)
 
 
 def run_template(ctx: FaceChainContext, run: TemplateRun, fields: PassFields, *, task_id: Optional[str] = None,
