@@ -41,6 +41,13 @@ HTTP_STATUS: dict[str, int] = {
     "checksum_mismatch": 502,
     "unsafe_archive": 502,
     "internal_error": 500,
+    # template portraits (facechain_ext/templates)
+    "template_too_small": 422,
+    "template_too_large": 422,
+    "face_index_out_of_range": 422,
+    "duplicate_face": 422,
+    "face_too_small": 422,
+    "fact_unavailable": 503,
 }
 
 

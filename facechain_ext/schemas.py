@@ -408,6 +408,8 @@ class FaceChainTxt2ImgRequest(BaseModel):
     hr_negative_prompt: str = ""
     send_images: bool = True
     save_images: bool = False
+    pose_image: str | None = Field(None, description="base64 openpose skeleton (used as is) or photo (needs ControlNet's "
+                                   "openpose preprocessor): pose guidance through the host's ControlNet when installed")
     facechain: FaceChainArgs = Field(..., description="identity, lora_weight, style, fusion, ranking, conditioning, "
                                      "fact_scale, fact_photo_count, fact_photos (GET /facechain/v1/schema)")
 
@@ -453,3 +455,4 @@ class FuseResponse(BaseModel):
 class StylesResponse(BaseModel):
     styles: list[dict[str, Any]]
     errors: dict[str, str] = Field(default_factory=dict, description="style file -> why it was skipped")
+

@@ -28,7 +28,8 @@ def test_register_wires_settings_tab_routes_and_unload(fake_host, tmp_path):
     fake_host.reset_host(tmp_path / "webui", ["--api"])
     extension = register()
     assert callback_counts() == {"callbacks_ui_settings": 1, "callbacks_ui_tabs": 1, "callbacks_app_started": 1,
-                                 "callbacks_script_unloaded": 1, "callbacks_cfg_denoiser": 1, "callbacks_model_loaded": 1}
+                                 "callbacks_script_unloaded": 1, "callbacks_cfg_denoiser": 1, "callbacks_model_loaded": 1,
+                                 "callbacks_after_component": 1}
 
     script_callbacks.ui_settings_callback()
     for key in OPTIONS:
@@ -91,7 +92,8 @@ def test_reload_ui_registers_again_cleanly(fake_host, tmp_path):
     second = register()
     assert second is not first
     assert callback_counts() == {"callbacks_ui_settings": 1, "callbacks_ui_tabs": 1, "callbacks_app_started": 1,
-                                 "callbacks_script_unloaded": 1, "callbacks_cfg_denoiser": 1, "callbacks_model_loaded": 1}
+                                 "callbacks_script_unloaded": 1, "callbacks_cfg_denoiser": 1, "callbacks_model_loaded": 1,
+                                 "callbacks_after_component": 1}
     script_callbacks.ui_settings_callback()
     assert len(script_callbacks.ui_tabs_callback()) == 1
     app = FastAPI()

@@ -55,14 +55,15 @@ def elem_ids(block: gr.Blocks) -> set[str]:
 def test_tab_builds_with_its_views(ctx):
     block = tab.build_tab(ctx)
     assert isinstance(block, gr.Blocks) and Context.block is None and Context.root_block is None
-    assert labels(block, gr.Tab) == ["Identities", "Train", "Generate"]
+    assert labels(block, gr.Tab) == ["Identities", "Train", "Generate", "Templates"]
     assert {"facechain_identity_prepare", "facechain_identity_photos", "facechain_identity_delete"} <= elem_ids(block)
+    assert {"facechain_tpl_image", "facechain_tpl_run", "facechain_tpl_gallery", "facechain_tpl_face_0"} <= elem_ids(block)
     status = [b.value for b in block.blocks.values() if getattr(b, "elem_id", None) == "facechain_models_status"][0]
     assert "| dlib | yes |" in status and "| insightface | no |" in status
     assert "| buffalo_l (face_analysis) | no | Put det_10g.onnx" in status and "non-commercial" in status
     fns = block.fns.values() if isinstance(block.fns, dict) else block.fns  # gradio 4: {id: BlockFunction}
     handler_names = {getattr(fn.fn, "__name__", "") for fn in fns}
-    assert {"prepare", "refresh", "delete", "show"} <= handler_names
+    assert {"prepare", "refresh", "delete", "show", "show_faces", "refresh_template_identities"} <= handler_names
 
 
 def test_a_broken_or_missing_view_becomes_an_explanation(ctx, monkeypatch):

@@ -13,11 +13,12 @@ import logging
 from typing import Any, Callable
 
 from ..context import FaceChainContext
+from .send_to import SendToTemplates
 
 log = logging.getLogger("facechain")
 
 # route modules under facechain_ext.webui, each with `add_routes(app, ctx, auth)`
-ROUTE_MODULES = ("api_system", "api_faces", "api_identities", "api_training", "api_generate")
+ROUTE_MODULES = ("api_system", "api_faces", "api_identities", "api_training", "api_generate", "api_templates")
 
 
 class FaceChainExtension:
@@ -27,6 +28,7 @@ class FaceChainExtension:
         self.ctx = ctx
         self.route_errors: dict[str, str] = {}  # module -> why its routes are missing (shown by /version)
         self._cleanups: list[Callable[[], None]] = []
+        self.send_to = SendToTemplates()  # "Send to FaceChain" buttons under the host's galleries
 
     def add_cleanup(self, fn: Callable[[], None]) -> None:
         """Run `fn` when the host unloads scripts (Reload UI / shutdown): undo hooks and patches there."""
@@ -50,7 +52,7 @@ class FaceChainExtension:
     def on_ui_tabs(self) -> list[tuple[Any, str, str]]:
         from .tab import build_tab
 
-        return [(build_tab(self.ctx), "FaceChain", "facechain")]
+        return [(build_tab(self.ctx, send_to=self.send_to), "FaceChain", "facechain")]
 
     def on_app_started(self, demo: Any | None, app: Any) -> None:
         from modules import shared
@@ -129,6 +131,7 @@ def register() -> FaceChainExtension:
     extension = FaceChainExtension(FaceChainContext(read_settings()))
     script_callbacks.on_ui_settings(extension.on_ui_settings, name="facechain_settings")
     script_callbacks.on_ui_tabs(extension.on_ui_tabs, name="facechain_tab")
+    script_callbacks.on_after_component(extension.send_to.on_after_component, name="facechain_send_to")
     script_callbacks.on_app_started(extension.on_app_started, name="facechain_routes")
     script_callbacks.on_script_unloaded(extension.on_script_unloaded, name="facechain_unload")
     script_callbacks.on_cfg_denoiser(extension.on_cfg_denoiser, name="facechain_fact_rows")

@@ -67,6 +67,7 @@ class GenerateRoutes:
     def txt2img(self, req: FaceChainTxt2ImgRequest) -> dict[str, Any]:
         from modules import progress
 
+        from ..imaging import decode_base64_image
         from .host_processing import run_txt2img
 
         fields = dump_model(req)
@@ -74,12 +75,14 @@ class GenerateRoutes:
         if not args.enabled:
             raise FaceChainError("invalid_request", "facechain.enabled is false: use /sdapi/v1/txt2img for plain generation.")
         send_images, save_images = fields.pop("send_images"), fields.pop("save_images")
+        pose_data = fields.pop("pose_image", None)
+        pose = decode_base64_image(pose_data, "pose_image") if pose_data else None
         style = self.ctx.styles.get(args.style) if args.style else None  # 404 before queueing
         apply_recommended(fields, style, HOST_DEFAULTS)  # request value > style > host API default
         # as the host's text2imgapi: save_images=false writes neither samples nor a grid to the outputs folder
         fields["do_not_save_samples"] = not save_images
         fields["do_not_save_grid"] = bool(fields.get("do_not_save_grid")) or not save_images
-        outcome = run_txt2img(self.ctx, fields, args, task_id=progress.create_task_id("txt2img"))
+        outcome = run_txt2img(self.ctx, fields, args, task_id=progress.create_task_id("txt2img"), pose=pose)
         return {
             "images": [_encode(image) for image in outcome.images] if send_images else [],
             "parameters": {**dump_model(req), "facechain": dump_model(args)},

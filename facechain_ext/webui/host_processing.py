@@ -59,7 +59,9 @@ def facechain_runner(ctx: FaceChainContext) -> tuple[Any, Any]:
     return runner, script
 
 
-def make_txt2img(fields: dict[str, Any], args: FaceChainArgs, ctx: FaceChainContext) -> Any:
+def make_txt2img(fields: dict[str, Any], args: FaceChainArgs, ctx: FaceChainContext, pose: Any = None) -> Any:
+    """A txt2img processing object with the FaceChain runner; `pose` (a PIL image, optional) adds ControlNet openpose
+    guidance when the host's ControlNet can use it (else a visible comment says why not, see webui/controlnet.py)."""
     from modules import processing, shared
 
     kwargs = {name: fields[name] for name in PROCESSING_FIELDS if fields.get(name) is not None}
@@ -73,7 +75,20 @@ def make_txt2img(fields: dict[str, Any], args: FaceChainArgs, ctx: FaceChainCont
     runner, _ = facechain_runner(ctx)
     p.scripts = runner
     p.script_args = [args_to_dict(args)]
+    if pose is not None:
+        _add_pose(p, pose)
     return p
+
+
+def _add_pose(p: Any, pose: Any) -> None:
+    from ..diffusion.family import model_family
+    from .controlnet import attach_units, find_pose_guidance
+
+    guidance = find_pose_guidance(pose, sdxl=model_family(p.sd_model) == "sdxl")
+    attach_units(p, guidance)
+    if guidance.note:
+        p.comment(guidance.note)
+    p.extra_generation_params["FaceChain pose"] = guidance.label
 
 
 def _process_images(p: Any) -> Any:
@@ -112,10 +127,11 @@ def _generation_seeds(processed: Any, state: Any) -> list[int]:
 
 
 def run_txt2img(
-    ctx: FaceChainContext, fields: dict[str, Any], args: FaceChainArgs, *, task_id: Optional[str] = None, take_lock: bool = True
+    ctx: FaceChainContext, fields: dict[str, Any], args: FaceChainArgs, *, task_id: Optional[str] = None, take_lock: bool = True,
+    pose: Any = None,
 ) -> GenerationOutcome:
     """One FaceChain txt2img generation. Identity/style problems raise FaceChainError before anything is queued."""
     resolve_generation(ctx, args)  # resolves identity, LoRA and style now: 404s never wait behind the queue
-    p = make_txt2img(fields, args, ctx)
+    p = make_txt2img(fields, args, ctx, pose=pose)
     with host_task("facechain_txt2img", task_id, take_lock=take_lock):
         return run_processing(p)

@@ -24,6 +24,7 @@ VIEWS = (
     ("Identities", "tab_identities", "facechain_identities"),
     ("Train", "tab_train", "facechain_train"),
     ("Generate", "tab_generate", "facechain_generate"),
+    ("Templates", "tab_templates", "facechain_templates"),
 )
 
 # what each feature imports, and the pip line that provides it (install.py installs these at start-up)
@@ -170,7 +171,8 @@ def _safe_download_rows(ctx: Any) -> None:
         gr.Markdown(f"Model downloads are unavailable ({type(exc).__name__}: {exc}).")
 
 
-def build_tab(ctx: Any) -> gr.Blocks:
+def build_tab(ctx: Any, send_to: Any = None) -> gr.Blocks:
+    """The tab; `send_to` (webui/send_to.py) gets the Templates view's image for the host galleries' buttons."""
     with gr.Blocks(analytics_enabled=False) as tab:
         problems = dependency_problems(ctx.settings)
         if problems:
@@ -182,11 +184,12 @@ def build_tab(ctx: Any) -> gr.Blocks:
         with gr.Tabs(elem_id="facechain_views"):
             for title, module, elem_id in VIEWS:
                 with gr.Tab(title, elem_id=elem_id):
-                    build_view(module, ctx)
+                    options = {"send_to": send_to} if module == "tab_templates" else {}
+                    build_view(module, ctx, **options)
     return tab
 
 
-def build_view(module_name: str, ctx: Any) -> bool:
+def build_view(module_name: str, ctx: Any, **options: Any) -> bool:
     """Build one view in the current gradio context; on failure show why instead. Returns True when built."""
     from gradio.context import Context
 
@@ -194,7 +197,7 @@ def build_view(module_name: str, ctx: Any) -> bool:
     before = _snapshot(Context.root_block)
     try:
         module = importlib.import_module(f"{__package__}.{module_name}")
-        module.build(ctx)
+        module.build(ctx, **options)
         return True
     except Exception as exc:  # noqa: BLE001 - one broken view must not take the tab down
         # a gradio Blocks left by an exception resets the global build context: put ours back, drop the half view

@@ -55,6 +55,7 @@ class GenerateOptions:
     fact_scale: float = 0.5
     fact_photo_count: int = 1
     fact_photos: Optional[list[str]] = None
+    pose_image: Any = None  # optional PIL image: openpose skeleton or photo (ControlNet guidance when available)
 
 
 @dataclass
@@ -122,7 +123,8 @@ def generate_portraits(ctx: FaceChainContext, options: GenerateOptions) -> tuple
         if shared.state.interrupted:
             break
         shared.state.job = f"FaceChain style {number}/{len(jobs)}: {style_id}"
-        outcome = run_processing(make_txt2img(job_fields(options, ctx.styles.get(style_id)), style_args, ctx))
+        p = make_txt2img(job_fields(options, ctx.styles.get(style_id)), style_args, ctx, pose=options.pose_image)
+        outcome = run_processing(p)
         for image, text, score, position in zip(outcome.images, outcome.infotexts, outcome.scores, outcome.order, strict=False):
             seed = outcome.seeds[position] if position < len(outcome.seeds) else None
             results.append(PortraitResult(image, text, score, style_id, seed))
@@ -183,6 +185,8 @@ def build(ctx: FaceChainContext) -> None:
                 gr.HTML(styles_html(ctx), elem_id="facechain_gen_style_cards")
             prompt = gr.Textbox(label="Extra prompt (optional)", lines=2, elem_id="facechain_gen_prompt")
             negative = gr.Textbox(label="Extra negative prompt (optional)", lines=2, elem_id="facechain_gen_negative")
+            pose = gr.Image(label="Pose (optional): an openpose skeleton, or a photo if ControlNet has its preprocessor",
+                            type="pil", elem_id="facechain_gen_pose")
             with gr.Row():
                 per_style = gr.Slider(1, 8, value=4, step=1, label="Images per style")
                 seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)")
@@ -201,7 +205,7 @@ def build(ctx: FaceChainContext) -> None:
 
     inputs = [task_id, identity, style_box, per_style, width, height, steps, cfg, sampler, seed, use_style,
               fusion_on, strength, ranking_on, top_k, min_score, drop, prompt, negative, *restoration,
-              *likeness.values]
+              *likeness.values, pose]
     run.click(fn=_wrapped_handler(ctx), inputs=inputs, outputs=[gallery, infotexts, selected_info, status], **js_kwargs(JS_SUBMIT))
     gallery.select(fn=_select_info, inputs=[infotexts], outputs=[selected_info])
     identity.change(fn=lambda name: identity_html(ctx, name), inputs=[identity], outputs=[identity_info])
@@ -272,7 +276,8 @@ def _wrapped_handler(ctx: FaceChainContext) -> Any:
                 cfg: float, sampler: str, seed: float, use_style: bool, fusion_on: bool, strength: float, ranking_on: bool,
                 top_k: float, min_score: float, drop: bool, prompt: str, negative: str, fusion_backend: str = "auto",
                 restore_face: str = "auto", restore_visibility: float = 1.0, conditioning: str = "auto",
-                fact_scale: float = 0.5, fact_photo_count: float = 1, fact_photos: Optional[list] = None) -> tuple[Any, ...]:
+                fact_scale: float = 0.5, fact_photo_count: float = 1, fact_photos: Optional[list] = None,
+                pose: Any = None) -> tuple[Any, ...]:
         options = GenerateOptions(
             identity=identity, styles=list(styles or []), per_style=int(per_style), width=int(width), height=int(height),
             steps=int(steps), cfg_scale=float(cfg), sampler_name=sampler, seed=int(seed if seed is not None else -1),
@@ -281,6 +286,7 @@ def _wrapped_handler(ctx: FaceChainContext) -> Any:
             prompt=prompt or "", negative_prompt=negative or "", fusion_backend=str(fusion_backend or "auto"),
             restore_face=RESTORE_CHOICES.get(str(restore_face), None), restore_visibility=float(restore_visibility),
             conditioning=conditioning or "auto", fact_scale=float(fact_scale), fact_photo_count=int(fact_photo_count), fact_photos=list(fact_photos or []),
+            pose_image=pose,
         )
         try:
             results, comments = generate_portraits(ctx, options)

@@ -16,7 +16,18 @@ ORIGINAL_DATA_DIR = _paths.data_path  # where the fake host started; `fake_host`
 
 
 def reset_host(data_dir: os.PathLike | None = None, argv: Sequence[str] = ()) -> None:
-    from modules import errors, options, paths, progress, script_callbacks, shared, shared_cmd_options
+    from modules import (
+        errors,
+        extensions,
+        infotext_utils,
+        options,
+        paths,
+        progress,
+        script_callbacks,
+        scripts,
+        shared,
+        shared_cmd_options,
+    )
 
     if data_dir is not None:
         paths.data_path = str(data_dir)
@@ -39,9 +50,41 @@ def reset_host(data_dir: os.PathLike | None = None, argv: Sequence[str] = ()) ->
     progress.current_task = None
     progress.pending_tasks.clear()
     progress.finished_tasks.clear()
+    extensions.extensions.clear()
+    infotext_utils.registered_param_bindings.clear()
+    infotext_utils.paste_fields.clear()
+    scripts.scripts_txt2img = scripts.scripts_img2img = None
 
 
 def reported_errors() -> list[dict]:
     from modules import errors
 
     return list(errors.exception_records)
+
+
+def install_controlnet(models: Sequence[str] = (), preprocessors: Sequence[str] | None = None):
+    """Install the sd-webui-controlnet stand-in (tests/fakehost/extensions) as the host would find it: listed in
+    `modules.extensions`, its AlwaysVisible script in the img2img and txt2img runners (after one other script, so
+    argument slices do not start at 0), `models` in its model list. Returns its external_code module."""
+    import importlib
+
+    from modules import extensions, scripts
+
+    name = "sd-webui-controlnet"
+    path = Path(__file__).resolve().parent / "extensions" / name
+    extensions.extensions.append(extensions.Extension(name, str(path)))
+    external_code = importlib.import_module(f"extensions.{name}.scripts.external_code")
+    controlnet = importlib.import_module(f"extensions.{name}.scripts.controlnet")
+    external_code.MODELS[:] = ["None", *models]
+    external_code.PREPROCESSORS[:] = list(external_code.DEFAULT_PREPROCESSORS if preprocessors is None else preprocessors)
+    controlnet.RECORDED.clear()
+    for attr in ("scripts_txt2img", "scripts_img2img"):
+        runner = scripts.ScriptRunner()
+        other, cn = scripts.Script(), controlnet.Script()
+        other.title = lambda: "Other"  # an unrelated always-on script before ControlNet, as in a real host
+        other.args_from, other.args_to = 0, 2
+        cn.args_from, cn.args_to = 2, 5
+        other.alwayson = cn.alwayson = True
+        runner.scripts = runner.alwayson_scripts = [other, cn]
+        setattr(scripts, attr, runner)
+    return external_code

@@ -64,6 +64,11 @@ class ParamBinding:
 
 
 registered_param_bindings: list[ParamBinding] = []  # the host connects them once the whole UI is built
+paste_fields: dict[str, dict] = {}  # tabname -> {"init_img", "fields", "override_settings_component"}
+
+
+def add_paste_fields(tabname, init_img, fields, override_settings_component=None):
+    paste_fields[tabname] = {"init_img": init_img, "fields": fields, "override_settings_component": override_settings_component}
 
 
 def create_buttons(tabs_list):

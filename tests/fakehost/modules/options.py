@@ -165,4 +165,11 @@ def builtin_options() -> dict[str, OptionInfo]:
         "s_min_uncond": OptionInfo(0.0, "Negative Guidance minimum sigma"),
         "s_min_uncond_all": OptionInfo(False, "Negative Guidance minimum sigma all steps"),
         "skip_early_cond": OptionInfo(0.0, "Ignore negative prompt during early sampling"),
+        # img2img / inpainting (templates)
+        "outdir_samples": OptionInfo("", "Output directory for images; if empty, defaults to three directories below"),
+        "outdir_img2img_samples": OptionInfo("outputs/img2img-images", "Output directory for img2img images"),
+        "overlay_inpaint": OptionInfo(True, "Overlay original for inpaint"),
+        "img2img_color_correction": OptionInfo(False, "Apply color correction to img2img results to match original colors."),
+        "initial_noise_multiplier": OptionInfo(1.0, "Noise multiplier for img2img"),
+        "enable_pnginfo": OptionInfo(True, "Write infotext to metadata of the generated image"),
     }

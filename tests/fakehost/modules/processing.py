@@ -79,6 +79,8 @@ class StableDiffusionProcessing:
         self.subseeds: list[int] = []
         self.iteration = 0
         self.is_api = False
+        self.paste_to = None  # (x, y, w, h) of the "only masked" crop (img2img)
+        self.color_corrections = None
 
     @property
     def scripts(self):
@@ -101,6 +103,9 @@ class StableDiffusionProcessing:
 
     def get_token_merging_ratio(self, for_hr: bool = False) -> float:
         return 0.0
+
+    def init(self, all_prompts, all_seeds, all_subseeds):
+        pass
 
     def close(self) -> None:
         self.sampler = None
@@ -142,6 +147,32 @@ class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
     initial_noise_multiplier: float = None
     latent_mask: Any = None
     force_task_id: str = None
+
+    image_mask: Any = field(default=None, init=False)
+    mask_for_overlay: Any = field(default=None, init=False)
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.image_mask = self.mask
+        self.mask = None
+        self.initial_noise_multiplier = (shared.opts.initial_noise_multiplier if self.initial_noise_multiplier is None
+                                         else self.initial_noise_multiplier)
+
+    # as the host: declared as a field above, then this property (so `mask_blur=` sets both directions)
+    @property
+    def mask_blur(self):  # noqa: F811 - the host redefines the field as a property
+        if self.mask_blur_x == self.mask_blur_y:
+            return self.mask_blur_x
+        return None
+
+    @mask_blur.setter
+    def mask_blur(self, value):
+        if isinstance(value, int):
+            self.mask_blur_x = value
+            self.mask_blur_y = value
+
+    def init(self, all_prompts, all_seeds, all_subseeds):
+        img2img_init(self)
 
 
 class Processed:
@@ -196,9 +227,10 @@ class FakeSampler:
     without a face). Every call is recorded (seed, prompt, negative prompt, active LoRAs) for assertions.
     """
 
-    def __init__(self, photos, overrides=None):
+    def __init__(self, photos, overrides=None, inpaint=None):
         self.photos = [str(x) for x in photos]
         self.overrides = {int(k): str(v) for k, v in (overrides or {}).items()}
+        self.inpaint = inpaint  # img2img: callable(p, init_image, mask, seed, networks) -> image (default: the seed's photo)
         self.calls: list[dict] = []
         self.hr_calls: list[dict] = []  # hires-fix second passes (enable_hr)
 
@@ -211,6 +243,20 @@ class FakeSampler:
         path = self.photo_for(seed)
         self.calls.append({"seed": seed, "prompt": prompt, "negative_prompt": negative, "networks": networks, "photo": path})
         with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image).convert("RGB")
+            return ImageOps.fit(image, (p.width, p.height), Image.LANCZOS, centering=(0.5, 0.4))
+
+
+    def sample_img2img(self, p, init_image, mask, seed, prompt, negative, networks):
+        """Repaint `init_image` (the "only masked" crop at p.width x p.height): the test's `inpaint`, else the seed's photo."""
+        from PIL import Image, ImageOps
+
+        self.calls.append({"seed": seed, "prompt": prompt, "negative_prompt": negative, "networks": networks,
+                           "img2img": True, "denoising_strength": p.denoising_strength, "size": (p.width, p.height),
+                           "paste_to": p.paste_to, "steps": p.steps, "sampler_name": p.sampler_name})
+        if self.inpaint is not None:
+            return self.inpaint(p, init_image, mask, seed, networks)
+        with Image.open(self.photo_for(seed)) as image:
             image = ImageOps.exif_transpose(image).convert("RGB")
             return ImageOps.fit(image, (p.width, p.height), Image.LANCZOS, centering=(0.5, 0.4))
 
@@ -354,8 +400,11 @@ def _run_batch(p, n, infotexts, output_images):
         raise RuntimeError("No checkpoint loaded (tests: install processing.fake_sampler)")
     if p.scripts is not None:  # the host fires it inside sample(), before the first pass (x = noise)
         p.scripts.process_before_every_sampling(p, x=None, noise=None, c=None, uc=None)
-    samples = [_to_tensor(fake_sampler.sample(p, seed, p.prompts[i], p.negative_prompts[i], p.extra_network_data[i]))
-               for i, seed in enumerate(p.seeds)]
+    if isinstance(p, StableDiffusionProcessingImg2Img):
+        samples = [_to_tensor(sample_img2img(p, i, seed)) for i, seed in enumerate(p.seeds)]
+    else:
+        samples = [_to_tensor(fake_sampler.sample(p, seed, p.prompts[i], p.negative_prompts[i], p.extra_network_data[i]))
+                   for i, seed in enumerate(p.seeds)]
     if getattr(p, "enable_hr", False) and p.scripts is not None:  # and again before the hires pass
         p.scripts.process_before_every_sampling(p, x=None, noise=None, c=None, uc=None)
     if getattr(p, "enable_hr", False):  # the "second pass" only records what it was asked to use
@@ -381,6 +430,8 @@ def _run_batch(p, n, infotexts, output_images):
             pp = scripts.PostprocessImageArgs(image)
             p.scripts.postprocess_image(p, pp)
             image = pp.image
+        image = composite_overlay(p, image, i)
+        if p.scripts is not None:
             pp = scripts.PostprocessImageArgs(image)
             p.scripts.postprocess_image_after_composite(p, pp)
             image = pp.image
@@ -406,6 +457,7 @@ def process_images_inner(p):
     _setup_prompts(p)
     if p.scripts is not None:
         p.scripts.process(p)
+    p.init(p.all_prompts, p.all_seeds, p.all_subseeds)
     infotexts, output_images, infotext = [], [], None
     if shared.state.job_count == -1:
         shared.state.job_count = p.n_iter
@@ -429,3 +481,168 @@ def process_images_inner(p):
     if p.scripts is not None:
         p.scripts.postprocess(p, res)
     return res
+
+
+# ---- img2img inpainting (templates) ----------------------------------------------------------------------------------
+# A1111 1.10 StableDiffusionProcessingImg2Img.init / sample and apply_overlay, with the latent step done in pixels:
+# the mask is rounded on the 8x8 latent grid (mask_round), generated pixels are kept where it is 1 and the init
+# image elsewhere (`samples * nmask + init_latent * mask`), then the original is composited over the result through
+# `mask_for_overlay` (the blurred mask), after pasting the "only masked" crop back at `paste_to`.
+OPT_F = 8
+
+
+def create_binary_mask(image, round=True):
+    if image.mode == "RGBA" and image.getextrema()[-1] != (255, 255):
+        if round:
+            image = image.split()[-1].convert("L").point(lambda x: 255 if x > 128 else 0)
+        else:
+            image = image.split()[-1].convert("L")
+    else:
+        image = image.convert("L")
+    return image
+
+
+def _blur_mask(p, image_mask):
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    if p.mask_blur_x > 0:
+        kernel_size = 2 * int(2.5 * p.mask_blur_x + 0.5) + 1
+        image_mask = Image.fromarray(cv2.GaussianBlur(np.array(image_mask), (kernel_size, 1), p.mask_blur_x))
+    if p.mask_blur_y > 0:
+        kernel_size = 2 * int(2.5 * p.mask_blur_y + 0.5) + 1
+        image_mask = Image.fromarray(cv2.GaussianBlur(np.array(image_mask), (1, kernel_size), p.mask_blur_y))
+    if p.mask_blur_x > 0 or p.mask_blur_y > 0:
+        p.extra_generation_params["Mask blur"] = p.mask_blur
+    return image_mask
+
+
+def _crop_mask(p, image_mask):
+    """Returns (mask at processing size, crop_region or None); sets mask_for_overlay and paste_to like the host."""
+    import numpy as np
+    from PIL import Image
+
+    from modules import images, masking
+
+    if p.inpaint_full_res:
+        p.mask_for_overlay = image_mask
+        mask = image_mask.convert("L")
+        crop_region = masking.get_crop_region_v2(mask, p.inpaint_full_res_padding)
+        if crop_region:
+            crop_region = masking.expand_crop_region(crop_region, p.width, p.height, mask.width, mask.height)
+            x1, y1, x2, y2 = crop_region
+            mask = mask.crop(crop_region)
+            image_mask = images.resize_image(2, mask, p.width, p.height)
+            p.paste_to = (x1, y1, x2 - x1, y2 - y1)
+            p.extra_generation_params["Inpaint area"] = "Only masked"
+            p.extra_generation_params["Masked area padding"] = p.inpaint_full_res_padding
+            return image_mask, crop_region
+        p.mask_for_overlay = None
+        p.inpaint_full_res = False
+        p.comment('Unable to perform "Inpaint Only mask" because mask is blank, switch to img2img mode.')
+        return None, None
+    image_mask = images.resize_image(p.resize_mode, image_mask, p.width, p.height)
+    np_mask = np.clip(np.array(image_mask).astype(np.float32) * 2, 0, 255).astype(np.uint8)
+    p.mask_for_overlay = Image.fromarray(np_mask)
+    return image_mask, None
+
+
+def img2img_init(p):
+    from PIL import Image, ImageOps
+
+    from modules import images, masking
+
+    p.extra_generation_params["Denoising strength"] = p.denoising_strength
+    crop_region, image_mask = None, p.image_mask
+    if image_mask is not None:
+        image_mask = create_binary_mask(image_mask, round=p.mask_round)
+        if p.inpainting_mask_invert:
+            image_mask = ImageOps.invert(image_mask)
+            p.extra_generation_params["Mask mode"] = "Inpaint not masked"
+        image_mask = _blur_mask(p, image_mask)
+        image_mask, crop_region = _crop_mask(p, image_mask)
+        if image_mask is not None:
+            p.overlay_images = []
+    p.latent_mask_image = p.latent_mask if p.latent_mask is not None else image_mask
+    p.init_pixels = []
+    for img in p.init_images:
+        image = img.convert("RGB")  # images.flatten on an RGB image
+        if crop_region is None and p.resize_mode != 3:
+            image = images.resize_image(p.resize_mode, image, p.width, p.height)
+        if image_mask is not None:
+            if p.mask_for_overlay.size != (image.width, image.height):
+                p.mask_for_overlay = images.resize_image(p.resize_mode, p.mask_for_overlay, image.width, image.height)
+            image_masked = Image.new("RGBa", (image.width, image.height))
+            image_masked.paste(image.convert("RGBA").convert("RGBa"), mask=ImageOps.invert(p.mask_for_overlay.convert("L")))
+            p.overlay_images.append(image_masked.convert("RGBA"))
+        if crop_region is not None:
+            image = images.resize_image(2, image.crop(crop_region), p.width, p.height)
+        if image_mask is not None and p.inpainting_fill != 1:
+            image = masking.fill(image, p.latent_mask_image)
+            if p.inpainting_fill == 0:
+                p.extra_generation_params["Masked content"] = "fill"
+        p.init_pixels.append(image)
+    if len(p.init_pixels) == 1:
+        p.init_pixels = p.init_pixels * p.batch_size
+        if p.overlay_images is not None:
+            p.overlay_images = p.overlay_images * p.batch_size
+    elif len(p.init_pixels) <= p.batch_size:
+        p.batch_size = len(p.init_pixels)
+    else:
+        raise RuntimeError(f"bad number of images passed: {len(p.init_pixels)}; expecting {p.batch_size} or less")
+
+
+def sample_img2img(p, i, seed):
+    """The "sampler" repaints the init image (FakeSampler.sample_img2img), then the latent-mask blend in pixels."""
+    import numpy as np
+    from PIL import Image
+
+    if p.scripts is not None:
+        p.scripts.process_before_every_sampling(p, x=None, noise=None, c=None, uc=None)
+    init = p.init_pixels[i % len(p.init_pixels)]
+    generated = fake_sampler.sample_img2img(p, init, p.latent_mask_image, seed, p.prompts[i], p.negative_prompts[i],
+                                            p.extra_network_data[i])
+    if p.latent_mask_image is None:
+        return generated
+    grid = (p.width // OPT_F, p.height // OPT_F)
+    latmask = np.array(p.latent_mask_image.convert("RGB").resize(grid), dtype=np.float32)[:, :, 0] / 255
+    if p.mask_round:
+        latmask = np.around(latmask)
+    keep = np.array(Image.fromarray((latmask * 255).astype(np.uint8)).resize((p.width, p.height), Image.NEAREST)) / 255.0
+    blended = np.asarray(generated, np.float32) * keep[:, :, None] + np.asarray(init, np.float32) * (1 - keep[:, :, None])
+    return Image.fromarray(np.round(blended).astype(np.uint8))
+
+
+def uncrop(image, dest_size, paste_loc):
+    from PIL import Image
+
+    from modules import images
+
+    x, y, w, h = paste_loc
+    base_image = Image.new("RGBA", dest_size)
+    image = images.resize_image(1, image, w, h)
+    base_image.paste(image, (x, y))
+    return base_image
+
+
+def apply_overlay(image, paste_loc, overlay):
+    if overlay is None:
+        return image, image.copy()
+    if paste_loc is not None:
+        image = uncrop(image, (overlay.width, overlay.height), paste_loc)
+    original_denoised_image = image.copy()
+    image = image.convert("RGBA")
+    image.alpha_composite(overlay)
+    return image.convert("RGB"), original_denoised_image
+
+
+def composite_overlay(p, image, i):
+    """The host's per-image overlay step between postprocess_image and postprocess_image_after_composite."""
+    overlays = getattr(p, "overlay_images", None)
+    if not shared.opts.overlay_inpaint or overlays is None or i >= len(overlays):
+        overlay = None
+    else:
+        overlay = overlays[i]
+    image, _ = apply_overlay(image, p.paste_to, overlay)
+    return image

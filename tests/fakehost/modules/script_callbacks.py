@@ -59,6 +59,7 @@ callback_map: dict[str, list[ScriptCallback]] = dict(
     callbacks_cfg_denoised=[],
     callbacks_script_unloaded=[],
     callbacks_before_ui=[],
+    callbacks_after_component=[],
 )
 
 
@@ -107,6 +108,15 @@ def ui_tabs_callback() -> list:
         except Exception:  # noqa: BLE001
             _report(c, "ui_tabs_callback")
     return res
+
+
+def after_component_callback(component, **kwargs) -> None:
+    """Fired by the host's patched gradio component __init__ (modules/gradio_extensons.py) after every component."""
+    for c in callback_map["callbacks_after_component"]:
+        try:
+            c.callback(component, **kwargs)
+        except Exception:  # noqa: BLE001
+            _report(c, "after_component_callback")
 
 
 def ui_settings_callback() -> None:
@@ -185,6 +195,10 @@ def on_cfg_denoised(callback, *, name=None):
 
 def on_script_unloaded(callback, *, name=None):
     add_callback(callback_map["callbacks_script_unloaded"], callback, name=name, category="script_unloaded")
+
+
+def on_after_component(callback, *, name=None):
+    add_callback(callback_map["callbacks_after_component"], callback, name=name, category="after_component")
 
 
 def on_before_ui(callback, *, name=None):
