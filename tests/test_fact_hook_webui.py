@@ -6,7 +6,8 @@ Asserted: a generation asking for FACT hooks the UNet in process_before_every_sa
 hook), its conditional row gets the identity's face tokens and its unconditional row the no-face tokens, postprocess
 takes the hook off (UNet bit-identical again) and parks the model; a generation that raised loses its hook at the
 next `process`; a model switch takes the hook off and the next step re-hooks an SD1 model or stops FACT with a
-comment; non-SD1 checkpoints, Forge and missing files give a visible comment and no FACT; `--lowvram` moves each
+comment; non-SD1 checkpoints and missing files give a visible comment and no FACT; on Forge each sampling gets FACT
+as a middle patch of its UNet clone (webui/forge_fact.py) with the same tokens; `--lowvram` moves each
 adapter block to the compute device for its call and back; unloading drops everything.
 """
 
@@ -168,7 +169,7 @@ def test_a_model_switch_mid_generation_rehooks_an_sd1_model_or_stops_with_a_comm
     assert not has_fact_hooks(sd15_unet) and sum("checkpoints only" in text for text in p.comments) == 1
 
 
-def test_non_sd1_checkpoint_forge_and_missing_files_get_a_comment_and_no_fact(host, sd15_unet, monkeypatch):
+def test_non_sd1_checkpoint_and_missing_files_get_a_comment_and_no_fact(host, sd15_unet):
     xl = FakeLatentDiffusion(sd15_unet, is_sd1=False, title="sd_xl_base")
     xl.is_sdxl = True
     host.shared.sd_model = xl
@@ -176,12 +177,6 @@ def test_non_sd1_checkpoint_forge_and_missing_files_get_a_comment_and_no_fact(ho
     host.start(p)
     assert not has_fact_hooks(sd15_unet)
     assert any("FACT works with Stable Diffusion 1.x checkpoints only" in text for text in p.comments)
-
-    monkeypatch.setattr("facechain_ext.webui.host.is_forge", lambda: True)
-    p = host.new_p()
-    host.start(p)
-    assert get_state(p).fact is None and any("not available on Forge yet" in text for text in p.comments)
-    monkeypatch.undo()
 
     for path in (host.ctx.settings.models_dir / "fact").iterdir():
         path.unlink()
@@ -234,3 +229,35 @@ def test_a_replacement_unet_that_bypasses_the_blocks_is_reported(host, sd15_unet
     host.script.postprocess(p, host.processing.Processed(p, []), ARGS)
     assert any("FACT had no effect" in text for text in p.comments)
     assert not has_fact_hooks(sd15_unet)
+
+
+def test_on_forge_each_sampling_gets_fact_as_a_middle_patch(fake_forge, fake_host, tmp_path, prepared, fact_release,
+                                                             fact_model, monkeypatch):
+    """Forge resets UNet patches before every sampling: install_forge_fact runs for the first and the hires pass with
+    the generation's tokens; no A1111 hook, no row routing, nothing to take off."""
+    from tiny_models import tiny_forge_sd
+
+    import facechain_ext.webui.forge_fact as forge_fact
+
+    engine = tiny_forge_sd(tmp_path / "engine")
+    host = Host(fake_host, tmp_path, prepared, fact_release, fact_model, engine)
+    try:
+        installs: list = []
+        monkeypatch.setattr(forge_fact, "install_forge_fact", lambda *a: installs.append(a))
+        p = host.new_p()
+        host.start(p)
+        host.script.process_before_every_sampling(p, ARGS, x=None, noise=None, c=None, uc=None)  # hires pass
+        tokens = get_state(p).fact.tokens
+        assert [call[:2] for call in installs] == [(engine, fact_model.adapter)] * 2
+        assert all(c[2] is tokens.face and c[3] is tokens.no_face and c[4] == 0.5 for c in installs)
+        runtime = host.ctx.fact
+        assert runtime.job is None and runtime.attachment is None
+        host.step(p)  # Forge's denoiser callback: nothing to route
+        assert runtime.attachment is None and not any("FACT" in text and "off" in text for text in p.comments)
+        host.script.postprocess(p, host.processing.Processed(p, []), ARGS)
+        monkeypatch.undo()
+        p = host.new_p()  # the real install: this tiny engine's blocks are not SD1.5-wide
+        host.start(p)
+        assert any("FACT is off for this generation" in t and "320-wide transformer block" in t for t in p.comments)
+    finally:
+        host.extension.on_script_unloaded()

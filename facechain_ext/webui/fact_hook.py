@@ -2,8 +2,8 @@
 
 Lifecycle (HOST_CONTRACT.md §3; the script calls these, register() wires the callbacks):
 - `process` → `reset`: a hook left by a generation that raised or was interrupted (its `postprocess` never ran) comes
-  off first; `prepare` decides whether this generation runs FACT. On Forge, or without the model files, the user gets
-  a visible comment and the generation runs without FACT.
+  off first; `prepare` decides whether this generation runs FACT (without the model files the user gets a visible
+  comment and the generation runs without FACT).
 - `process_before_every_sampling` (A1111 ≥ 1.10 fires it before the first pass and again before the hires pass) →
   `before_sampling`: one model-family check (`diffusion.family.model_family`: SD1 only, else a comment and no FACT),
   the model loads once per context in the host's device and UNet dtype (`devices.device`, `devices.dtype_unet`:
@@ -17,6 +17,9 @@ Lifecycle (HOST_CONTRACT.md §3; the script calls these, register() wires the ca
 `--lowvram` (the host keeps one UNet block at a time on the GPU, modules/lowvram.py): each FactBlock moves to the GPU
 when its transformer block runs and back to the CPU right after; `--medvram` and normal runs keep the adapter on the
 GPU for the generation.
+Forge: `before_sampling` puts FACT on that sampling's clone of Forge's UNet patcher as a `middle_patch`
+(webui/forge_fact.py; Forge resets patches before every sampling and batches rows by `cond_or_uncond`), so neither the
+row router nor any removal is needed there; loading, tokens, comments and parking are shared.
 """
 
 from __future__ import annotations
@@ -32,8 +35,6 @@ log = logging.getLogger("facechain")
 KEEP_ON_GPU_KEY = "facechain_fact_keep_on_gpu"
 BYPASSED = ("FaceChain FACT had no effect: the UNet ran without its transformer blocks (a replacement UNet such as "
             "Settings → SD UNet / TensorRT was active); switch it to Automatic or None for FACT.")
-FORGE_REFUSAL = ("FaceChain FACT is not available on Forge yet (its UNet is patched through Forge's ModelPatcher); "
-                 "this generation runs without FACT.")
 
 
 def _runtime(ctx: Any, create: bool = True) -> Optional[FactRuntime]:
@@ -52,12 +53,12 @@ def _unet(sd_model: Any) -> Any:
     return getattr(getattr(sd_model, "model", None), "diffusion_model", None)
 
 
-def unsupported_reason(sd_model: Any) -> Optional[str]:
-    """Why FACT cannot run on this checkpoint (None when it can): SD1.x ldm UNets only."""
+def unsupported_reason(sd_model: Any, *, forge: bool = False) -> Optional[str]:
+    """Why FACT cannot run on this checkpoint (None when it can): SD1.x only (and, on A1111, an ldm UNet)."""
     from ..diffusion.family import LABELS, model_family
 
     family = model_family(sd_model)
-    if family == "sd1" and _unet(sd_model) is not None:
+    if family == "sd1" and (forge or _unet(sd_model) is not None):
         return None
     info = getattr(sd_model, "sd_checkpoint_info", None)
     name = getattr(info, "title", None) or getattr(info, "name", None) or "the loaded checkpoint"
@@ -78,11 +79,7 @@ def prepare(ctx: Any, p: Any, state: GenerationState, identity_dir: Any) -> None
     if not state.wants_fact:
         return
     from ..fact.files import find_fact_files
-    from .host import is_forge
 
-    if is_forge():
-        _say(p, state, FORGE_REFUSAL)
-        return
     args = state.args
     try:
         files = find_fact_files(ctx.settings.models_dir)
@@ -103,6 +100,11 @@ def before_sampling(ctx: Any, p: Any) -> None:
         return
     from modules import shared
 
+    from .host import is_forge
+
+    if is_forge():
+        _forge_sampling(ctx, p, state, fact, getattr(p, "sd_model", None) or shared.sd_model)
+        return
     runtime = _runtime(ctx)
     if runtime.job is not fact or not runtime.owns(p):
         runtime.end()  # never serve this generation with another one's hook
@@ -128,6 +130,40 @@ def _hook(ctx: Any, runtime: FactRuntime, p: Any, state: Optional[GenerationStat
         if fact.turn_off(err.message):
             _say(p, state, f"FaceChain FACT is off for this generation: {err.message}")
         return
+    _show_notes(p, state, fact)
+
+
+def _forge_sampling(ctx: Any, p: Any, state: Optional[GenerationState], fact: FactJob, sd_model: Any) -> None:
+    """Forge: FACT as a middle_patch on this sampling's clone of `forge_objects.unet` (webui/forge_fact.py)."""
+    from .forge_fact import install_forge_fact
+
+    reason = unsupported_reason(sd_model, forge=True)
+    try:
+        if reason is not None:
+            raise FaceChainError("unsupported_model", reason)
+        model = _loaded(ctx, _runtime(ctx), fact)
+        install_forge_fact(sd_model, model.adapter, fact.tokens.face, fact.tokens.no_face, fact.scale)
+    except FaceChainError as err:
+        if fact.turn_off(err.message):
+            _say(p, state, err.message if reason else f"FaceChain FACT is off for this generation: {err.message}")
+        return
+    fact.applied = True
+    _show_notes(p, state, fact)
+
+
+def _loaded(ctx: Any, runtime: FactRuntime, fact: FactJob) -> Any:
+    """The FACT model in the host's device and UNet dtype, and the generation's tokens (computed once)."""
+    import torch
+    from modules import devices
+
+    device = getattr(devices, "device", None) or torch.device("cpu")
+    model = runtime.load(fact.files, device, getattr(devices, "dtype_unet", None) or torch.float32)
+    if fact.tokens is None:
+        fact.tokens = _tokens(ctx, model, fact)
+    return model
+
+
+def _show_notes(p: Any, state: Optional[GenerationState], fact: FactJob) -> None:
     for note in fact.notes:
         _say(p, state, f"FaceChain FACT: {note}")
     fact.notes.clear()
@@ -136,9 +172,7 @@ def _hook(ctx: Any, runtime: FactRuntime, p: Any, state: Optional[GenerationStat
 def _attach(ctx: Any, runtime: FactRuntime, fact: FactJob, unet: Any) -> None:
     from modules import devices, shared
 
-    model = runtime.load(fact.files, devices.device, devices.dtype_unet)
-    if fact.tokens is None:
-        fact.tokens = _tokens(ctx, model, fact)
+    model = _loaded(ctx, runtime, fact)
     lowvram = bool(getattr(shared.cmd_opts, "lowvram", False))
     runtime.attach(unet, model.adapter, fact.tokens, fact.scale, offload_device=devices.cpu if lowvram else None)
     if lowvram:
