@@ -261,3 +261,19 @@ def test_on_forge_each_sampling_gets_fact_as_a_middle_patch(fake_forge, fake_hos
         assert any("FACT is off for this generation" in t and "320-wide transformer block" in t for t in p.comments)
     finally:
         host.extension.on_script_unloaded()
+
+
+def test_an_unexpected_failure_costs_fact_not_the_generation(host, sd15_unet, monkeypatch):
+    from facechain_ext.fact_runtime import FactRuntime
+
+    def out_of_memory(self, *args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 512.00 MiB")
+
+    monkeypatch.setattr(FactRuntime, "load", out_of_memory)
+    p = host.new_p()
+    host.start(p)  # the host would report an exception escaping a script hook; none escapes
+    host.step(p)
+    host.step(p)  # no retry on every step
+    assert not has_fact_hooks(sd15_unet)
+    failures = [t for t in p.comments if "FACT is off for this generation: RuntimeError: CUDA out of memory" in t]
+    assert len(failures) == 1

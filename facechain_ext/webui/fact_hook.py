@@ -125,12 +125,22 @@ def _hook(ctx: Any, runtime: FactRuntime, p: Any, state: Optional[GenerationStat
         return  # the hires pass on the same model: the hook stays
     try:
         _attach(ctx, runtime, fact, unet)
-    except FaceChainError as err:
+    except Exception as exc:  # noqa: BLE001 - FACT failing must cost the user FACT, not the generation
         runtime.detach()
-        if fact.turn_off(err.message):
-            _say(p, state, f"FaceChain FACT is off for this generation: {err.message}")
+        _stop(p, state, fact, exc)
         return
     _show_notes(p, state, fact)
+
+
+def _stop(p: Any, state: Optional[GenerationState], fact: FactJob, exc: BaseException) -> None:
+    """FACT is off for the rest of the generation; the reason is shown once."""
+    if isinstance(exc, FaceChainError):
+        reason = exc.message
+    else:
+        log.exception("FaceChain: FACT could not be set up", exc_info=exc)
+        reason = f"{type(exc).__name__}: {exc}"
+    if fact.turn_off(reason):
+        _say(p, state, f"FaceChain FACT is off for this generation: {reason}")
 
 
 def _forge_sampling(ctx: Any, p: Any, state: Optional[GenerationState], fact: FactJob, sd_model: Any) -> None:
@@ -138,14 +148,15 @@ def _forge_sampling(ctx: Any, p: Any, state: Optional[GenerationState], fact: Fa
     from .forge_fact import install_forge_fact
 
     reason = unsupported_reason(sd_model, forge=True)
+    if reason is not None:
+        if fact.turn_off(reason):
+            _say(p, state, reason)
+        return
     try:
-        if reason is not None:
-            raise FaceChainError("unsupported_model", reason)
         model = _loaded(ctx, _runtime(ctx), fact)
         install_forge_fact(sd_model, model.adapter, fact.tokens.face, fact.tokens.no_face, fact.scale)
-    except FaceChainError as err:
-        if fact.turn_off(err.message):
-            _say(p, state, err.message if reason else f"FaceChain FACT is off for this generation: {err.message}")
+    except Exception as exc:  # noqa: BLE001 - FACT failing must cost the user FACT, not the generation
+        _stop(p, state, fact, exc)
         return
     fact.applied = True
     _show_notes(p, state, fact)
