@@ -53,6 +53,9 @@ class Host:
         shutil.copytree(prepared, models / "identities")
         self.shared, self.processing = shared, processing
         self.extension = register()
+        from modules import script_callbacks
+
+        script_callbacks.ui_settings_callback()  # the host registers every extension's options at start-up
         self.ctx = self.extension.ctx
         assert self.ctx.settings.models_dir == models
         self.ctx.fact.model = fact_model  # loaded once per module (the runtime reuses a model of the same files)
@@ -131,7 +134,7 @@ def test_the_model_is_parked_after_a_generation_unless_settings_keep_it(host, fa
     moves: list = []
     monkeypatch.setattr(fact_model, "to", lambda device=None, dtype=None: moves.append((device, dtype)) or fact_model)
     for keep in (False, True):
-        host.shared.opts.facechain_fact_keep_on_gpu = keep
+        assert host.shared.opts.set("facechain_fact_keep_on_gpu", keep) or host.shared.opts.facechain_fact_keep_on_gpu == keep
         moves.clear()
         p = host.new_p()
         host.start(p)
