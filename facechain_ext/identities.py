@@ -47,6 +47,9 @@ PHOTOS_DIR = "photos"
 FORMAT_VERSION = 1
 LEGACY_TRASH = re.compile(r"\.trash-(?P<name>[A-Za-z0-9_-]{1,64})-[0-9a-f]{32}")
 LEGACY_TMP = re.compile(r"\.tmp-[A-Za-z0-9_-]{1,64}-[a-z0-9_]{8}")
+# What `build_identity_dir` writes (plus atomic.py's hidden temp names): anything else in a folder is the user's.
+LAYOUT_FILE = re.compile(r"(identity|report)\.json|best\.png|embeddings_[A-Za-z0-9_]+\.npy|\.facechain-[0-9a-f]{12}\..+")
+LAYOUT_PHOTO = re.compile(r"[0-9]{2,}\.(png|txt)|\.facechain-[0-9a-f]{12}\..+")
 
 
 def validate_name(name: object) -> str:
@@ -157,6 +160,19 @@ def is_identity_folder(folder: Path) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(meta, dict) and {"version", "name", "trigger", "photo_count"} <= set(meta)
+
+
+def foreign_entries(folder: Path) -> list[str]:
+    """Entries of an identity folder that FaceChain did not write (`photos/x` for those in photos/), sorted; replacing
+    the folder would delete them (atomic.publish_dir swaps the whole folder)."""
+    foreign = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name == PHOTOS_DIR and entry.is_dir() and not entry.is_symlink():
+            foreign += [f"{PHOTOS_DIR}/{p.name}" for p in sorted(entry.iterdir())
+                        if not (LAYOUT_PHOTO.fullmatch(p.name) and p.is_file() and not p.is_symlink())]
+        elif not (LAYOUT_FILE.fullmatch(entry.name) and entry.is_file() and not entry.is_symlink()):
+            foreign.append(entry.name)
+    return foreign
 
 
 def recover_legacy_leftovers(root: Path, *, now: float | None = None) -> None:

@@ -8,8 +8,9 @@ when the parsing model is installed unless the caller says otherwise) → store 
 
 Rules (data safety): an identity with a queued or running job (a training) is never overwritten or deleted:
 `job_running` (409) naming the job, checked again under the store lock at the moment of the change. `--out DIR` is
-only ever replaced when DIR is a FaceChain identity folder (`identities.is_identity_folder`), never when it holds one
-of the input photos, never through a symbolic link.
+only ever replaced when DIR is a FaceChain identity folder (`identities.is_identity_folder`) holding nothing but what
+FaceChain wrote (`identities.foreign_entries`), never when it holds one of the input photos, never through a symbolic
+link.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from .atomic import publish_dir
 from .errors import FaceChainError
-from .identities import build_identity_dir, is_identity_folder, name_taken, now_iso, validate_name
+from .identities import build_identity_dir, foreign_entries, is_identity_folder, name_taken, now_iso, validate_name
 
 if TYPE_CHECKING:
     from .identities import Identity
@@ -126,6 +127,12 @@ def check_out_dir(target: Path, overwrite: bool, labels: Sequence[str] = (), sou
     if not is_identity_folder(target):
         raise FaceChainError("invalid_request", f"--out {target} is not a FaceChain identity folder (no identity.json "
                              "of ours); --overwrite only replaces those. Choose an empty or new folder.", path=str(target))
+    foreign = foreign_entries(target)
+    if foreign:  # the swap replaces the whole folder: these would be lost
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise FaceChainError("invalid_request", f"--out {target} holds files FaceChain did not write ({shown}); "
+                             "--overwrite would delete them. Move them out or choose another folder.",
+                             path=str(target), entries=foreign[:20])
 
 
 def _inside(path: Path, folder: Path) -> bool:

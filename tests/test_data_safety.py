@@ -135,3 +135,22 @@ def test_out_overwrite_refuses_an_identity_folder_holding_an_input_and_symlinks(
     with pytest.raises(FaceChainError) as err:
         check_request(ctx, out_request(ours, [tmp_path / "elsewhere.jpg"], overwrite=False))
     assert err.value.code == "name_taken"
+
+
+def test_out_overwrite_refuses_an_identity_folder_holding_files_we_did_not_write(ctx, tmp_path):
+    """A user's own file or folder put into an identity folder would be deleted by the swap: refuse, name it."""
+    ours = stored_identity(tmp_path, "dataset")
+    (ours / "photos" / "01.png").write_bytes(b"png")
+    (ours / "embeddings_dlib.npy").write_bytes(b"npy")
+    check_request(ctx, out_request(ours, [tmp_path / "elsewhere.jpg"]))  # only our layout: may be replaced
+    (ours / "originals").mkdir()
+    (ours / "originals" / "raw.jpg").write_bytes(b"raw")
+    with pytest.raises(FaceChainError) as err:
+        check_request(ctx, out_request(ours, [tmp_path / "elsewhere.jpg"]))
+    assert err.value.code == "invalid_request" and "originals" in err.value.message
+    (ours / "originals" / "raw.jpg").unlink()
+    (ours / "originals").rmdir()
+    (ours / "photos" / "notes.md").write_text("mine")
+    with pytest.raises(FaceChainError) as err:
+        check_request(ctx, out_request(ours, [tmp_path / "elsewhere.jpg"]))
+    assert "photos/notes.md" in err.value.message and (ours / "photos" / "notes.md").read_text() == "mine"

@@ -190,6 +190,19 @@ def test_convert_refuses_bad_targets_before_reading(fact_release, tmp_path: Path
     assert not (tmp_path / "absent.safetensors").exists()
 
 
+def test_convert_refuses_a_folder_as_output_or_source_before_reading(fact_release, tmp_path: Path) -> None:
+    folder = tmp_path / "out.safetensors"
+    folder.mkdir()
+    (folder / "keep").write_text("mine")
+    with pytest.raises(FaceChainError) as err:
+        convert_checkpoint(fact_release.encoder, folder, overwrite=True)
+    assert err.value.code == "invalid_request" and "folder" in err.value.message
+    assert (folder / "keep").read_text() == "mine"
+    with pytest.raises(FaceChainError) as err:
+        convert_checkpoint(tmp_path, tmp_path / "x.safetensors")
+    assert err.value.code == "unsupported_model" and "not a file" in err.value.message
+
+
 def test_legacy_pickles_and_backbone_only_encoders_load(fact_release, tmp_path: Path) -> None:
     backbone = {k: v for k, v in fact_release.encoder_state.items() if k in published_encoder_backbone()}
     path = tmp_path / ENCODER_NAME

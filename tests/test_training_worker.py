@@ -199,3 +199,19 @@ def test_non_sd1_checkpoints_are_refused(context_dim):
     with pytest.raises(FaceChainError) as err:
         training_worker._host_model(type("Shared", (), {"sd_model": sdxl}))
     assert err.value.code == "unsupported_model"
+
+
+@pytest.mark.parametrize("option", [
+    {"preset": "ultra"}, {"alpha": float("inf")}, {"learning_rate": float("nan")}, {"seed": 2**70}, {"seed": -5},
+    {"resolution": 100},
+])
+def test_bad_training_options_are_refused_before_a_job_is_queued(fake_host, tmp_path, prepared, option):
+    """The route answers 422 at once (the documented 4xx-now rule), not 202 and a job that fails later."""
+    from modules import progress
+
+    ctx = ctx_with_identity(tmp_path, prepared)
+    with pytest.raises(FaceChainError) as err:
+        submit_training(ctx, {**FAST, **option})
+    assert err.value.code == "invalid_request" and err.value.context["field"] == next(iter(option))
+    assert ctx.jobs.list() == [] and progress.pending_tasks == {}
+    ctx.jobs.shutdown(5)

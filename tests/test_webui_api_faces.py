@@ -68,6 +68,16 @@ def test_auth_is_enforced_like_the_host(client):
     assert response.json()["backends"]["dlib"]["available"] is True
 
 
+def test_a_malformed_authorization_header_gets_the_documented_401(client):
+    """Bad base64, no colon, a non-ASCII password: 401 `unauthorized` in FaceChain's error format, never FastAPI's."""
+    anonymous = TestClient(client.app)
+    for header in ("Basic !!!", "Basic " + base64.b64encode(b"alice").decode(),
+                   "Basic " + base64.b64encode("alice:p\u00e9".encode()).decode(), "Basic", "Bearer abc"):
+        response = anonymous.get(f"{V1}/version", headers={"Authorization": header})
+        assert_error(response, 401, "unauthorized")
+        assert response.headers["www-authenticate"] == "Basic"
+
+
 def test_without_api_auth_the_routes_are_open(fake_host, tmp_path):
     test_client, _ = start(fake_host, tmp_path, ["--api"])
     assert test_client.get(f"{V1}/version").status_code == 200

@@ -165,11 +165,19 @@ def _load_pickled(path: Path, spec: KeySpec) -> CheckedState:
     return CheckedState(path, spec.kind, {key: state[key] for key in spec.required}, ignored, {})
 
 
+def require_file(path: Path) -> None:
+    """model_missing when nothing is at `path`; unsupported_model when it is a folder, FIFO or device."""
+    if not path.exists():
+        raise FaceChainError("model_missing", f"Model file {path} does not exist.", path=str(path))
+    if not path.is_file():
+        raise FaceChainError("unsupported_model", f"{path} is not a file (a folder or a device); give the model file.",
+                             path=str(path))
+
+
 def read_key_names(path: Path) -> list[str]:
     """The keys of a `.safetensors` file (header only) or of a pickled state dict (memory-mapped load)."""
     path = Path(path)
-    if not path.is_file():
-        raise FaceChainError("model_missing", f"Model file {path} does not exist.", path=str(path))
+    require_file(path)
     if path.suffix == SAFETENSORS_SUFFIX:
         from safetensors import safe_open
 
@@ -187,8 +195,7 @@ def read_key_names(path: Path) -> list[str]:
 def load_checked(path: Path, spec: KeySpec) -> CheckedState:
     """Read `path` (`.safetensors`, else a pickled state dict) and validate it against `spec` (see `check_shapes`)."""
     path = Path(path)
-    if not path.is_file():
-        raise FaceChainError("model_missing", f"Model file {path} does not exist.", path=str(path))
+    require_file(path)
     if path.suffix == SAFETENSORS_SUFFIX:
         return _load_safetensors(path, spec)
     return _load_pickled(path, spec)

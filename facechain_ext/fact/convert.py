@@ -51,12 +51,15 @@ def convert_checkpoint(source: Path, target: Path | None = None, *, overwrite: b
     """Convert `source` (a FACT release file or a conversion) to `target` (default `<stem>.safetensors` beside it).
 
     Returns {source, output, kind, tensors, parameters, dropped, bytes}. Errors: model_missing (no source),
-    unsupported_model (not a FACT file, fp16 overflow), invalid_request (target = source, or exists without overwrite).
+    unsupported_model (not a FACT file or not a file, fp16 overflow), invalid_request (target = source, a folder, or
+    exists without overwrite).
     """
     source = Path(source)
     target = Path(target) if target is not None else source.with_name(converted_name(source.name))
     if target.suffix != SAFETENSORS_SUFFIX:
         raise FaceChainError("invalid_request", f"The output {target} must end in {SAFETENSORS_SUFFIX}.", path=str(target))
+    if target.is_dir():  # os.replace cannot put a file there: refuse before the (long) read
+        raise FaceChainError("invalid_request", f"The output {target} is a folder; give a file name.", path=str(target))
     if target.exists() and target.resolve() == source.resolve():
         raise FaceChainError("invalid_request", f"The output {target} is the source file itself.", path=str(target))
     if target.exists() and not overwrite:

@@ -9,6 +9,7 @@ moves toward EasyPhoto (higher rank, alpha = rank/2, more augmented variants); "
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -59,8 +60,11 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         _check(self.rank >= 1 and self.rank <= 1024, "rank", self.rank, "must be between 1 and 1024")
-        _check(self.alpha > 0, "alpha", self.alpha, "must be positive")
+        _check(math.isfinite(self.alpha) and self.alpha > 0, "alpha", self.alpha, "must be a positive number")
         _check(0 < self.learning_rate < 1, "learning_rate", self.learning_rate, "must be in (0, 1)")
+        # seed, seed + 1 and seed + photo index feed random.Random and torch.Generator (uint64); the host draws its
+        # own seeds below 2**32 (modules/processing.py get_fixed_seed)
+        _check(isinstance(self.seed, int) and 0 <= self.seed < 2**32, "seed", self.seed, "must be between 0 and 4294967295")
         _check(self.steps is None or self.steps >= 1, "steps", self.steps, "must be at least 1")
         _check(32 <= self.resolution <= 2048 and self.resolution % 8 == 0, "resolution", self.resolution,
                "must be a multiple of 8 between 32 and 2048")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from secrets import compare_digest
 from typing import Any, Callable
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -116,6 +116,22 @@ class FaceChainRoute(APIRoute):
         return route_handler
 
 
+class _BasicOrNone(HTTPBasic):
+    """fastapi's HTTPBasic raises its own 401 (`{"detail": "Invalid authentication credentials"}`) for a header it
+    cannot decode (bad base64, no ':', non-ASCII), whatever `auto_error` says (fastapi/security/http.py): read such a
+    header as no credentials, so `ApiAuth.check` answers it in FaceChain's error format like any wrong password."""
+
+    async def __call__(self, request: Request) -> HTTPBasicCredentials | None:  # type: ignore[override]
+        try:
+            return await super().__call__(request)
+        except HTTPException:
+            return None
+
+
+# FastAPI reads the annotations of __call__ without this module's globals: hand it resolved ones (see facechain_route)
+_BasicOrNone.__call__.__signature__ = inspect.signature(_BasicOrNone.__call__, eval_str=True)  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
 class ApiAuth:
     """HTTP Basic auth for our routes, the same check the host applies to /sdapi/v1 when --api-auth is set.
@@ -126,7 +142,7 @@ class ApiAuth:
     credentials: dict[str, str] = field(default_factory=dict)
     enabled: bool = False
 
-    def check(self, credentials: HTTPBasicCredentials | None = Depends(HTTPBasic(auto_error=False))) -> bool:
+    def check(self, credentials: HTTPBasicCredentials | None = Depends(_BasicOrNone(auto_error=False))) -> bool:
         if credentials is not None and credentials.username in self.credentials:
             # compare_digest on both parts: no timing hint about which one was wrong
             if compare_digest(credentials.password.encode(), self.credentials[credentials.username].encode()):

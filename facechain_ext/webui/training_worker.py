@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from facechain_ext.errors import FaceChainError
 from facechain_ext.identity_creation import identity_subject
 from facechain_ext.jobs import Job, JobHandle
-from facechain_ext.training.service import TrainRequest, check_lora_name, train_identity
+from facechain_ext.training.service import TrainRequest, build_config, check_lora_name, train_identity
 
 from .host import is_forge
 from .host_task import drop_queued_host_task, host_task, is_host_task_id, new_host_task_id, queue_host_task
@@ -34,6 +34,7 @@ def submit_training(ctx: Any, request: Any, host_task_id: str | None = None) -> 
     req = TrainRequest.coerce(request)
     identity = ctx.identities.get(req.identity)
     check_lora_name(req.lora_name or identity.name, ctx.settings.facechain_lora_dir, req.overwrite)
+    build_config(req)  # preset and options (invalid_request), as the job will build them
     task_id = host_task_id if is_host_task_id(host_task_id) else new_host_task_id(JOB_NAME)
     # Registered before the worker can start it, so the host's progress endpoint says "queued" until it runs.
     queue_host_task(task_id)
