@@ -190,13 +190,6 @@ def test_saved_like_host_outputs_with_infotext(ctx, data_dir, host, tmp_path):
     assert not list((tmp_path / "outputs").glob("*.tmp"))
 
 
-def test_fact_conditioning_is_refused_until_the_fact_hook_exists(ctx, data_dir, host):
-    with pytest.raises(FaceChainError) as err:
-        prepare_template(ctx, template(data_dir), job_args(faces=[{"index": 0, "identity": "angelina", "conditioning": "fact"}]))
-    assert err.value.code == "fact_unavailable" and err.value.http_status == 503
-    assert processing.fake_sampler.calls == []
-
-
 def test_unknown_identity_is_404_before_anything_runs(ctx, data_dir, host):
     with pytest.raises(FaceChainError) as err:
         prepare_template(ctx, template(data_dir), job_args(faces=[{"index": 0, "identity": "nobody"}]))

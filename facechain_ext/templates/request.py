@@ -15,8 +15,9 @@ from ..schemas import FusionArgs  # the accordion's fusion arguments: strength, 
 # FaceChain's fixed-template mode inpainted at strength 0.65 (modelscope/facechain v3.0.0 app.py and
 # run_inference_inpaint.py: `strength = 0.65`); its useful range was about 0.5-0.65.
 DEFAULT_STRENGTH = 0.65
-# Conditioning per identity, the accordion's vocabulary (FaceChainArgs.conditioning of the FACT hook): "auto" = the
-# identity's LoRA when it has one, else FACT when installed; "lora" (tag + trigger + phrase), "fact", "lora+fact".
+# Conditioning per identity, the accordion's vocabulary (FaceChainArgs.conditioning, fact_runtime.resolve_conditioning):
+# "auto" = the identity's LoRA when it has one, else FACT when installed; "lora" (tag + trigger + phrase), "fact",
+# "lora+fact". FACT fields as the accordion's, except the scale's default (templates/run.py FACT_INPAINT_SCALE).
 CONDITIONINGS = ("auto", "lora", "fact", "lora+fact")
 FACT_CONDITIONINGS = ("fact", "lora+fact")
 MAX_CANDIDATES = 16
@@ -30,6 +31,8 @@ class TemplateFaceChoice(BaseModel):
     conditioning: str = Field("auto", description="auto | lora | fact | lora+fact (as the accordion's)")
     lora_weight: Optional[float] = Field(None, ge=0.0, le=2.0, description="default: the LoRA's preferred weight")
     fact_scale: Optional[float] = Field(None, ge=0.0, le=1.5, description="FACT adapter scale (default 0.55, FaceChain's for inpainting)")
+    fact_photo_count: int = Field(1, ge=1, le=4, description="FACT: how many of the identity's best photos (by quality)")
+    fact_photos: Optional[list[str]] = Field(None, description="FACT: 1-4 of the identity's photos by name (e.g. photos/02.png)")
 
     class Config:
         extra = "forbid"

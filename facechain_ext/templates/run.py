@@ -43,12 +43,20 @@ class IdentityPass:
     plan: PromptPlan  # its face_lora is set only when the LoRA is used
     lora_name: Optional[str]
     fact_scale: float
-    uses_fact: bool
+    uses_fact: bool  # the pass asks for FACT (resolved like the accordion: fact_runtime.resolve_conditioning)
     runtime: Any  # portraits.GenerationRuntime: the identity's best photo, reference embedding, fusion backend
+    fact_photo_count: int = 1
+    fact_photos: tuple[str, ...] = ()
+    fact_off: Optional[str] = None  # why FACT did not apply in a pass (the host glue's hook said so), else None
 
     @property
     def uses_lora(self) -> bool:
         return self.lora_name is not None
+
+    @property
+    def fact_used(self) -> bool:
+        """FACT was asked for and its hook applied in every pass so far."""
+        return self.uses_fact and self.fact_off is None
 
 
 @dataclass
@@ -135,37 +143,41 @@ def prepare_run(ctx: FaceChainContext, template: Image.Image, args: TemplateArgs
 
 def resolve_identity(ctx: FaceChainContext, face_pass: FacePass, args: TemplateArgs, fact_unavailable: Optional[str],
                      family: str = "unknown", find_restorer: Optional[Callable[[], Any]] = None) -> IdentityPass:
-    """The identity's LoRA/trigger/phrase through the accordion's own resolution (`portraits.resolve_generation`),
-    which also decides LoRA vs FACT for "auto" once the accordion's arguments have `conditioning` (the FACT hook)."""
+    """The identity's LoRA/trigger/phrase and LoRA-vs-FACT choice through the accordion's own resolution
+    (`portraits.resolve_generation` → `fact_runtime.resolve_conditioning`): "auto" = the LoRA when the identity has
+    one, else FACT when its files are present, else trigger and phrase (with a comment).
+
+    `fact_unavailable`: the host glue's reason FACT cannot run (files missing, not an SD1 checkpoint, Forge), or
+    None. "fact"/"lora+fact" are then refused (503 `fact_unavailable`); "auto" goes on without FACT, saying why.
+    FACT's scale defaults to FACT_INPAINT_SCALE (FaceChain's value for inpainting), not the accordion's 0.5.
+    """
     from ..portraits import GenerationRuntime, resolve_generation
     from ..schemas import FaceChainArgs
 
     choice = face_pass.choice
+    where = f"faces[{face_pass.order}]"
     if choice.conditioning in FACT_CONDITIONINGS and fact_unavailable:
         raise FaceChainError(
             "fact_unavailable",
-            f"faces[{face_pass.order}].conditioning: {choice.conditioning!r} needs the FACT adapter, which is not "
-            f"available: {fact_unavailable} Use conditioning \"lora\".",
-            field="conditioning", reason=fact_unavailable,
+            f"{where}.conditioning: {choice.conditioning!r} needs the FACT adapter, which cannot run: "
+            f"{fact_unavailable} Or use conditioning \"lora\".",
+            field=f"{where}.conditioning", reason=fact_unavailable,
         )
     scale = FACT_INPAINT_SCALE if choice.fact_scale is None else float(choice.fact_scale)
-    extra = {"conditioning": choice.conditioning, "fact_scale": scale} if accepts_conditioning() else {}
-    state = resolve_generation(ctx, FaceChainArgs(identity=choice.identity, lora_weight=choice.lora_weight,
-                                                  fusion=args.fusion, **extra), family)
+    state = resolve_generation(ctx, FaceChainArgs(
+        identity=choice.identity, lora_weight=choice.lora_weight, fusion=args.fusion, conditioning=choice.conditioning,
+        fact_scale=scale, fact_photo_count=choice.fact_photo_count, fact_photos=choice.fact_photos), family)
     plan, lora = state.plan, state.lora_name
     if lora is None:
         plan = dataclasses.replace(plan, face_lora=None)
-    uses_fact = bool(getattr(state, "wants_fact", False))
+    uses_fact = state.wants_fact
+    if uses_fact and fact_unavailable:  # only "auto" gets here: FACT would stand in for a missing LoRA
+        uses_fact = False
+        state.comment(f"FaceChain: FACT cannot stand in for identity {choice.identity!r} (face {face_pass.index + 1}): "
+                      f"{fact_unavailable} That face is generated with its trigger and phrase only.")
     runtime = GenerationRuntime(ctx, state, find_restorer=find_restorer)
-    return IdentityPass(choice.identity, choice.conditioning, plan, lora, scale, uses_fact, runtime)
-
-
-def accepts_conditioning() -> bool:
-    """Whether the accordion's arguments choose LoRA vs FACT (`FaceChainArgs.conditioning`, added by the FACT hook)."""
-    from ..schemas import FaceChainArgs
-
-    fields = getattr(FaceChainArgs, "model_fields", None) or getattr(FaceChainArgs, "__fields__", {})
-    return "conditioning" in fields
+    return IdentityPass(choice.identity, choice.conditioning, plan, lora, scale, uses_fact, runtime,
+                        fact_photo_count=choice.fact_photo_count, fact_photos=tuple(choice.fact_photos or ()))
 
 
 def finish_candidate(run: TemplateRun, image: np.ndarray, seed: int, position: int) -> Candidate:
@@ -247,16 +259,19 @@ KEY_GUIDANCE = "FaceChain guidance"
 
 def faces_text(run: TemplateRun) -> str:
     """`1=obama lora obama_v1 0.9; 2=biden fact fact=0.55`: face number (index + 1), identity, the conditioning used
-    (lora, fact, lora+fact, or "prompt" for trigger and phrase only) and its weights."""
+    (lora, fact, lora+fact, or "prompt" for trigger and phrase only; FACT counts when its hook applied) and its
+    weights (`photos=N` or names joined by "+" when FACT used other than its one best photo)."""
     parts = []
     for face_pass in run.passes:
         ident = run.identities[face_pass.index]
-        used = "+".join(name for name, on in (("lora", ident.uses_lora), ("fact", ident.uses_fact)) if on) or "prompt"
+        used = "+".join(name for name, on in (("lora", ident.uses_lora), ("fact", ident.fact_used)) if on) or "prompt"
         text = f"{face_pass.index + 1}={ident.identity} {used}"
         if ident.uses_lora and ident.lora_name:
             text += f" {ident.lora_name} {format_number(ident.plan.face_weight)}"
-        if ident.uses_fact:
+        if ident.fact_used:
             text += f" fact={format_number(ident.fact_scale)}"
+            photos = "+".join(ident.fact_photos) if ident.fact_photos else str(ident.fact_photo_count)
+            text += f" photos={photos}" if photos != "1" else ""
         parts.append(text)
     return "; ".join(parts)
 

@@ -10,11 +10,12 @@ passes of a candidate come fusion and scoring (`templates.run.finish_candidate`)
 The whole job runs inside one host task (queue lock, `shared.state`, task registry: `host_task.host_task`), so
 the host's progress bar and Interrupt apply; an interrupted job returns the candidates that were finished.
 
-FACT extension point: a pass whose identity uses FACT (conditioning "fact"/"lora+fact", or "auto" for an identity
-without a LoRA when FACT is installed, as the accordion decides) also gets the FaceChain accordion script with
-`{"conditioning": "fact", "fact_scale": ...}` (`fact_script_args`); its LoRA, if used, is already in our prompt. Until
-the accordion's arguments have those fields (the FACT hook), `fact_unavailable_reason()` says so: "fact"/"lora+fact"
-are refused before queueing (503 `fact_unavailable`) and "auto" means the LoRA.
+FACT: a pass whose identity uses FACT (conditioning "fact"/"lora+fact", or "auto" for an identity without a LoRA when
+FACT's files are present: the accordion's resolution, `templates.run.resolve_identity`) also gets the accordion script
+with the identity and FACT fields (`template_fact.add_fact_script`), so `fact_hook` puts the adapter on the UNet for
+that pass only and takes it off after it; its LoRA, if used, is already in our prompt. FACT's scale defaults to 0.55,
+FaceChain's value for inpainting. Whether FACT can run at all (files, SD1 checkpoint, not Forge) is checked before
+queueing (`template_fact.fact_unavailable_reason`; "fact"/"lora+fact" → 503 `fact_unavailable`).
 """
 
 from __future__ import annotations
@@ -76,15 +77,6 @@ class TemplateOutcome:
                            "interrupted": self.run.interrupted})
 
 
-def fact_unavailable_reason() -> Optional[str]:
-    """None when the FaceChain accordion can condition a pass on FACT, else why it cannot (shown to the user)."""
-    from ..templates.run import accepts_conditioning
-
-    if not accepts_conditioning():
-        return "this FaceChain version has no FACT adapter hook yet."
-    return None
-
-
 def prepare_template(ctx: FaceChainContext, template: Image.Image, args: TemplateArgs, *, name: str = "template") -> TemplateRun:
     """All checks and resolution before queueing (4xx errors never wait behind the host queue)."""
     from modules import processing, shared
@@ -92,8 +84,9 @@ def prepare_template(ctx: FaceChainContext, template: Image.Image, args: Templat
     from ..diffusion.family import model_family
     from ..prep.parsing import head_masker_for
     from .face_restore import host_face_restorer
+    from .template_fact import fact_unavailable_reason
 
-    return prepare_run(ctx, template, args, name=name, fact_unavailable=fact_unavailable_reason(),
+    return prepare_run(ctx, template, args, name=name, fact_unavailable=fact_unavailable_reason(ctx, shared.sd_model),
                        parser=head_masker_for(ctx.settings), family=model_family(shared.sd_model),
                        find_restorer=host_face_restorer, fixed_seed=processing.get_fixed_seed)
 
@@ -145,18 +138,30 @@ def _make_candidate(ctx: FaceChainContext, run: TemplateRun, fields: PassFields,
             return None
         shared.state.job = f"FaceChain template {position + 1}/{len(run.seeds)}: face {face_pass.index + 1}"
         p = make_pass(ctx, run, face_pass, Image.fromarray(image), seed, fields, guidance)
-        processed = _process(p)
+        processed = _process(ctx, p)
         for line in (getattr(processed, "comments", "") or "").splitlines():
             run.comment(line)
         first_index = int(getattr(processed, "index_of_first_image", 0) or 0)
         if _stopped() or len(processed.images) <= first_index:  # stopped inside the pass: the face is unfinished
             return None
+        _check_fact(run, face_pass, p)
         image = compose_pass(image, processed.images[first_index], run.masks[face_pass.index], p.paste_to)
         first = first or p
     candidate = finish_candidate(run, image, seed, position)
     candidate.infotext = _infotext(first, run, candidate)
     candidate.image.info["parameters"] = candidate.infotext
     return candidate
+
+
+def _check_fact(run: TemplateRun, face_pass: Any, p: Any) -> None:
+    """A FACT pass whose hook did not apply (the pass's comments say why) is recorded for the infotext."""
+    from .template_fact import fact_applied
+
+    ident = run.identities[face_pass.index]
+    if ident.uses_fact and ident.fact_off is None and not fact_applied(p):
+        ident.fact_off = "not applied"
+        run.comment(f"FaceChain: FACT did not apply to face {face_pass.index + 1} ({ident.identity}); see the comments "
+                    "above for why.")
 
 
 def _stopped() -> bool:
@@ -188,32 +193,23 @@ def make_pass(ctx: FaceChainContext, run: TemplateRun, face_pass: Any, image: Im
     runner.scripts, runner.alwayson_scripts, runner.selectable_scripts = [], [], []
     p.scripts, p.script_args = runner, []
     if ident.uses_fact:
-        _add_fact_script(ctx, p, ident)
+        from .template_fact import add_fact_script
+
+        add_fact_script(ctx, p, ident)
     attach_units(p, guidance)
     return p
 
 
-def fact_script_args(ident: Any) -> dict[str, Any]:
-    """The FaceChain accordion's arguments that condition one pass on FACT (the FACT hook reads them)."""
-    return {"identity": ident.identity, "conditioning": "fact", "fact_scale": ident.fact_scale,
-            "fusion": {"enabled": False}, "ranking": {"enabled": False}}
-
-
-def _add_fact_script(ctx: FaceChainContext, p: Any, ident: Any) -> None:
-    from .host_processing import facechain_runner
-
-    _, script = facechain_runner(ctx)
-    script.args_from, script.args_to = len(p.script_args), len(p.script_args) + 1
-    p.scripts.scripts = [*p.scripts.scripts, script]
-    p.scripts.alwayson_scripts = [*p.scripts.alwayson_scripts, script]
-    p.script_args = [*p.script_args, fact_script_args(ident)]
-
-
-def _process(p: Any) -> Any:
+def _process(ctx: FaceChainContext, p: Any) -> Any:
+    from . import fact_hook
     from .host_processing import _process_images
 
-    with contextlib.closing(p):
-        return _process_images(p)
+    try:
+        with contextlib.closing(p):
+            return _process_images(p)
+    except BaseException:
+        fact_hook.finish(ctx, p)  # a pass that raised never reached `postprocess`: its FACT hook comes off here
+        raise
 
 
 def _infotext(p: Any, run: TemplateRun, candidate: Candidate) -> str:
