@@ -22,6 +22,7 @@ HTTP_STATUS: dict[str, int] = {
     "not_found": 404,
     "identity_not_found": 404,
     "identity_broken": 409,
+    "identity_has_user_files": 409,
     "job_not_found": 404,
     "style_not_found": 404,
     "invalid_style": 422,

@@ -48,7 +48,8 @@ FORMAT_VERSION = 1
 LEGACY_TRASH = re.compile(r"\.trash-(?P<name>[A-Za-z0-9_-]{1,64})-[0-9a-f]{32}")
 LEGACY_TMP = re.compile(r"\.tmp-[A-Za-z0-9_-]{1,64}-[a-z0-9_]{8}")
 # What `build_identity_dir` writes (plus atomic.py's hidden temp names): anything else in a folder is the user's.
-LAYOUT_FILE = re.compile(r"(identity|report)\.json|best\.png|embeddings_[A-Za-z0-9_]+\.npy|\.facechain-[0-9a-f]{12}\..+")
+LAYOUT_FILE = re.compile(
+    r"(identity|report)\.json|best\.png|embeddings_[A-Za-z0-9_]+\.npy|fact_tokens\.safetensors|\.facechain-[0-9a-f]{12}\..+")
 LAYOUT_PHOTO = re.compile(r"[0-9]{2,}\.(png|txt)|\.facechain-[0-9a-f]{12}\..+")
 
 
@@ -173,6 +174,19 @@ def foreign_entries(folder: Path) -> list[str]:
         elif not (LAYOUT_FILE.fullmatch(entry.name) and entry.is_file() and not entry.is_symlink()):
             foreign.append(entry.name)
     return foreign
+
+
+def _check_deletable(folder: Path, name: str) -> None:
+    """Delete only what FaceChain created: a real folder with our identity.json (readable or not: a broken identity is
+    still ours) and nothing else a user put there. Anything else is refused, naming what would have been lost."""
+    if folder.is_symlink() or not folder.is_dir() or not (folder / IDENTITY_FILE).is_file():
+        raise FaceChainError("identity_not_found", f"{folder} is not a FaceChain identity folder (it has no "
+                             f"{IDENTITY_FILE}); FaceChain deletes only folders it created.", name=name)
+    foreign = foreign_entries(folder)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise FaceChainError("identity_has_user_files", f"Identity {name!r} holds files FaceChain did not write ({shown}); "
+                             f"move them out of {folder} first, then delete again.", name=name, files=foreign)
 
 
 def recover_legacy_leftovers(root: Path, *, now: float | None = None) -> None:
@@ -306,11 +320,14 @@ class IdentityStore:
 
     def delete(self, name: str, *, guard: Callable[[], None] | None = None) -> None:
         """Remove an identity (also a broken one); `guard()` runs under the store lock first and may refuse.
+        Refused (nothing removed) for a folder without our identity.json (`identity_not_found`) or one holding files
+        FaceChain did not write (`identity_has_user_files`, 409).
         The folder disappears at once (one rename), then its files are removed; a symlink is removed, never followed."""
         folder = self.path(name)
         with self._lock:
             if not os.path.lexists(folder):
                 raise FaceChainError("identity_not_found", f"No identity named {name!r} in {self.root}.", name=name)
+            _check_deletable(folder, name)
             if guard is not None:
                 guard()
             with Publication(self.root) as publication:

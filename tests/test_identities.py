@@ -149,6 +149,29 @@ def test_list_skips_and_reports_broken_folders_and_delete_removes(store: Identit
         assert info.value.code == "identity_not_found" and info.value.http_status == 404
 
 
+def test_delete_removes_only_what_facechain_created(store: IdentityStore, report) -> None:
+    (store.root / "backup").mkdir(parents=True)  # a user's folder in the store, no identity.json
+    (store.root / "backup" / "x.jpg").write_bytes(b"user data")
+    with pytest.raises(FaceChainError) as info:
+        store.delete("backup")
+    assert info.value.code == "identity_not_found" and "identity.json" in info.value.message
+    assert (store.root / "backup" / "x.jpg").read_bytes() == b"user data"
+
+    identity = store.create("carol", report)
+    (identity.dir / "notes.txt").write_text("mine")
+    (identity.dir / "photos" / "original.jpg").write_bytes(b"raw")
+    with pytest.raises(FaceChainError) as info:
+        store.delete("carol")
+    assert info.value.code == "identity_has_user_files" and info.value.http_status == 409
+    assert "notes.txt" in info.value.message and "photos/original.jpg" in info.value.message
+    assert store.get("carol").photo_count == identity.photo_count and (identity.dir / "notes.txt").read_text() == "mine"
+    (identity.dir / "notes.txt").unlink()
+    (identity.dir / "photos" / "original.jpg").unlink()
+    (identity.dir / "fact_tokens.safetensors").write_bytes(b"cache")  # FaceChain's own FACT token cache is ours
+    store.delete("carol")
+    assert not (store.root / "carol").exists()
+
+
 def test_reference_embedding_is_cached_per_backend(store: IdentityStore, report, analyzer: FaceAnalyzer) -> None:
     identity = store.create("ref", report)
     expected = mean_embedding([p.face.embedding for p in report.accepted])
