@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from ..context import FaceChainContext
 from ..generation_state import get_state
@@ -94,11 +94,38 @@ def _add_pose(p: Any, pose: Any) -> None:
 def _process_images(p: Any) -> Any:
     from modules import processing
 
-    if host_variant() == "forge":  # Forge runs generation on its main thread
-        from modules_forge import main_thread
-
-        return main_thread.run_and_wait_result(processing.process_images, p)
+    if host_variant() == "forge":
+        return on_forge_main_thread(processing.process_images, p)
     return processing.process_images(p)
+
+
+def on_forge_main_thread(func: Callable[..., Any], *args: Any) -> Any:
+    """`func(*args)` on Forge's main thread, as Forge runs its own txt2img (modules/txt2img.py `txt2img`:
+    `main_thread.run_and_wait_result(txt2img_function, ...)`), with the caller's exception re-raised here.
+
+    Forge's `modules_forge/main_thread.py` `Task.work` catches an exception, prints it and hands the caller `None`,
+    so an error would surface as `'NoneType' object has no attribute ...`. The call is wrapped so the outcome (value
+    or exception, BaseException included: one escaping the task would end Forge's main loop) travels back in a local
+    box and is re-raised in the calling thread, where the queue lock and `shared.state` were taken (Forge's
+    `call_queue.wrap_gradio_gpu_call` also holds them in the caller's thread). Must not be called from the main
+    thread itself (it would wait for itself); FaceChain calls it only from request/UI worker threads.
+    """
+    from modules_forge import main_thread
+
+    box: dict[str, Any] = {}
+
+    def task() -> None:
+        try:
+            box["value"] = func(*args)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread below
+            box["error"] = exc
+
+    main_thread.run_and_wait_result(task)
+    if "error" in box:
+        raise box["error"]
+    if "value" not in box:
+        raise RuntimeError("Forge's main thread finished the generation task without running it")
+    return box["value"]
 
 
 def run_processing(p: Any) -> GenerationOutcome:
