@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import sys
 import threading
 
 from modules import progress, shared
@@ -50,6 +51,7 @@ def wrap_gradio_call(func, extra_outputs=None, add_stats=False):
             res = list(func(*args, **kwargs))
         except Exception as e:  # noqa: BLE001 - the host turns any error into an HTML message
             print_error("Error completing request", exc_info=True)
+            e = _forge_last_exception() or e
             shared.state.job = ""
             shared.state.job_count = 0
             if extra_outputs_array is None:
@@ -64,3 +66,10 @@ def wrap_gradio_call(func, extra_outputs=None, add_stats=False):
         return tuple(res)
 
     return f
+
+
+def _forge_last_exception():
+    """Forge's wrap_gradio_call_no_job (Forge modules/call_queue.py) shows `main_thread.last_exception`, the error of
+    the last task its main thread ran, instead of the caller's when there is one. A1111 has no main thread: None."""
+    main_thread = sys.modules.get("modules_forge.main_thread")
+    return getattr(main_thread, "last_exception", None)

@@ -380,9 +380,19 @@ def _to_image(sample):
     return Image.fromarray(array)
 
 
+def _forge_reset(p, source):
+    """Forge only (modules/processing.py of Forge): before each batch `forge_objects = forge_objects_original
+    .shallow_copy()`, and before every sampling pass `= forge_objects_after_applying_lora.shallow_copy()`, so a patch
+    set on a UNet clone lasts one sampling pass. An A1111 model has no such fields: nothing happens."""
+    objects = getattr(p.sd_model, source, None)
+    if objects is not None:
+        p.sd_model.forge_objects = objects.shallow_copy()
+
+
 def _run_batch(p, n, infotexts, output_images):
     from modules import scripts
 
+    _forge_reset(p, "forge_objects_original")
     bs = p.batch_size
     p.prompts = p.all_prompts[n * bs:(n + 1) * bs]
     p.negative_prompts = p.all_negative_prompts[n * bs:(n + 1) * bs]
@@ -398,6 +408,7 @@ def _run_batch(p, n, infotexts, output_images):
         p.scripts.process_batch(p, batch_number=n, prompts=p.prompts, seeds=p.seeds, subseeds=p.subseeds)
     if fake_sampler is None:
         raise RuntimeError("No checkpoint loaded (tests: install processing.fake_sampler)")
+    _forge_reset(p, "forge_objects_after_applying_lora")
     if p.scripts is not None:  # the host fires it inside sample(), before the first pass (x = noise)
         p.scripts.process_before_every_sampling(p, x=None, noise=None, c=None, uc=None)
     if isinstance(p, StableDiffusionProcessingImg2Img):
@@ -405,6 +416,7 @@ def _run_batch(p, n, infotexts, output_images):
     else:
         samples = [_to_tensor(fake_sampler.sample(p, seed, p.prompts[i], p.negative_prompts[i], p.extra_network_data[i]))
                    for i, seed in enumerate(p.seeds)]
+    _forge_reset(p, "forge_objects_after_applying_lora")
     if getattr(p, "enable_hr", False) and p.scripts is not None:  # and again before the hires pass
         p.scripts.process_before_every_sampling(p, x=None, noise=None, c=None, uc=None)
     if getattr(p, "enable_hr", False):  # the "second pass" only records what it was asked to use
