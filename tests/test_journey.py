@@ -3,8 +3,11 @@
 The host loads `scripts/facechain.py` (which registers FaceChain and exposes the Script class), starts an app with
 `--api`, and has a tiny ldm-style checkpoint loaded as `shared.sd_model`; its "sampler" (tests/fakehost
 FakeSampler) returns real photos per seed. Then, over HTTP (/facechain/v1) and the host's alwayson_scripts path:
-photos -> identity -> trained LoRA (files in the host's Lora folder, UNet restored) -> portraits that carry the LoRA,
-trigger and style, ranked by face similarity -> identity deleted. A second journey walks the errors of every stage.
+photos -> identity -> train-free FACT portraits (synthetic FACT release, SD1.5-shaped checkpoint) -> trained LoRA
+(files in the host's Lora folder, UNet restored) -> portraits that carry the LoRA, trigger and style, ranked by face
+similarity, over the API, the accordion and the tab's Generate view -> identity deleted. A second journey walks the
+errors of every stage. Both run on the A1111 stand-in and on the Forge stand-in (tests/fakeforge: Forge's engine, its
+main thread), the differences kept in tests/journey_steps.py.
 
 Seeds of the fake sampler (generation_helpers.sampler_photos): SEED another person, SEED+1 no face, SEED+2 the
 identity itself (a photo NOT used to build the identity), SEED+3 another person.
@@ -24,8 +27,15 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from generation_helpers import SEED, sampler_photos
+from journey_steps import (
+    generate_from_the_tab,
+    generate_with_fact,
+    host_unet,
+    ran_where_the_host_generates,
+    run_like_the_host_txt2img,
+)
 from PIL import Image
-from tiny_models import TinyLatentDiffusion, assert_unet_restored, unet_fingerprint, unet_values
+from tiny_models import TinyLatentDiffusion, assert_unet_restored, tiny_forge_sd, unet_fingerprint, unet_values
 
 V1 = "/facechain/v1"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +67,7 @@ class GatedSampler:
         self.pause_at_call = pause_at_call
         self.reached = threading.Event()
         self.release = threading.Event()
+        self.probe = None  # p -> value, recorded with each call (e.g. whether FACT is in the UNet being sampled)
 
     @property
     def calls(self) -> list[dict]:
@@ -66,12 +77,20 @@ class GatedSampler:
         if self.pause_at_call is not None and len(self.inner.calls) + 1 == self.pause_at_call:
             self.reached.set()
             assert self.release.wait(POLL_TIMEOUT_S), "the test never released the sampler"
-        return self.inner.sample(p, seed, prompt, negative, networks)
+        image = self.inner.sample(p, seed, prompt, negative, networks)
+        self.inner.calls[-1]["thread"] = threading.current_thread().name
+        if self.probe is not None:
+            self.inner.calls[-1]["probe"] = self.probe(p)
+        return image
 
 
-@pytest.fixture()
-def host(fake_host, tmp_path, tiny_sd, data_dir):
-    """The host started as A1111 does with --api: scripts/facechain.py loaded, settings, app_started, a model."""
+@pytest.fixture(params=["a1111", "forge"])
+def host(request, fake_host, tmp_path, tiny_sd, data_dir):
+    """The host started as A1111 (or Forge) does with --api: scripts/facechain.py loaded, settings, app_started, a
+    model (A1111: the tiny ldm model; Forge: the tiny Forge engine with the same UNet weights)."""
+    variant = request.param
+    if variant == "forge":
+        request.getfixturevalue("fake_forge")
     fake_host.reset_host(tmp_path / "webui", ["--api"])
     from modules import processing, script_callbacks, script_loading, sd_models, shared
 
@@ -80,12 +99,13 @@ def host(fake_host, tmp_path, tiny_sd, data_dir):
     app = FastAPI()
     script_callbacks.app_started_callback(None, app)
     assert fake_host.reported_errors() == []
-    tiny_sd.sd_checkpoint_info = sd_models.CheckpointInfo("tiny.safetensors", "tiny.safetensors [0123456789]", "tiny")
-    shared.sd_model = tiny_sd
+    checkpoint = tiny_sd if variant == "a1111" else tiny_forge_sd(tmp_path / "forge_sd")
+    checkpoint.sd_checkpoint_info = sd_models.CheckpointInfo("tiny.safetensors", "tiny.safetensors [0123456789]", "tiny")
+    shared.sd_model = checkpoint
     sampler = GatedSampler(data_dir)
     processing.fake_sampler = sampler
     fake_host.client = TestClient(app)
-    fake_host.entry, fake_host.sampler, fake_host.tiny_sd = entry, sampler, tiny_sd
+    fake_host.entry, fake_host.sampler, fake_host.checkpoint, fake_host.variant = entry, sampler, checkpoint, variant
     try:
         yield fake_host
     finally:
@@ -155,9 +175,10 @@ def lora_tags(prompt: str) -> list[tuple[str, float]]:
 
 
 # ---- the journey ----------------------------------------------------------------------------------------------------
-def test_photos_to_identity_to_lora_to_ranked_portraits_and_back(host, data_dir, faces_table, edge_table):
+def test_photos_to_identity_to_lora_to_ranked_portraits_and_back(host, data_dir, faces_table, edge_table, fact_release):
     client, sampler = host.client, host.sampler
     create_identity(client, data_dir, faces_table, edge_table)
+    generate_with_fact(host, fact_release, NAME, SEED + 1)
     lora = train(host)
     # the user sets the LoRA's preferred weight in the host's Lora card (it rewrites the sidecar): listing and
     # generation both follow it
@@ -169,8 +190,9 @@ def test_photos_to_identity_to_lora_to_ranked_portraits_and_back(host, data_dir,
     expected_weight = 0.8 * styles[STYLE]["face_lora_multiplier"]  # the LoRA's preferred weight x the style's multiplier
     style_text = styles[STYLE]["prompt"].replace("{identity}", ACTIVATION)
 
-    api = generate_over_api(client, sampler, style_text, expected_weight)
+    api = generate_over_api(client, sampler, style_text, expected_weight, host.variant)
     generate_through_alwayson_scripts(host, style_text, expected_weight, api)
+    generate_from_the_tab(host, NAME, STYLE, SEED, api)
 
     response = client.delete(f"{V1}/identities/{NAME}")
     assert response.status_code == 200 and response.json() == {"deleted": NAME}
@@ -207,9 +229,10 @@ def train(host) -> dict:
     """Step 2: POST /train -> 202, observed mid-job, polled to done; files, listings and the host model checked."""
     from modules import call_queue, progress, shared
 
-    client, sampler, unet = host.client, host.sampler, host.tiny_sd.model.diffusion_model
+    client, sampler, unet = host.client, host.sampler, host_unet(host.checkpoint)
     before_fingerprint, before_values = unet_fingerprint(unet), unet_values(unet)
-    sampler.pause_at_call = 2  # the validation portrait of the second (last) snapshot
+    first_call = len(sampler.calls)
+    sampler.pause_at_call = first_call + 2  # the validation portrait of the second (last) snapshot
     response = client.post(f"{V1}/train", json=TRAIN)
     assert response.status_code == 202, response.text
     accepted = response.json()
@@ -239,8 +262,9 @@ def train(host) -> dict:
     assert accepted["host_task_id"] in progress.finished_tasks and progress.current_task is None
     assert not call_queue.queue_lock.locked()
     assert_unet_restored(unet, before_fingerprint, before_values)
-    assert [(c["seed"], c["networks"]) for c in sampler.calls] == [(SEED + 2, []), (SEED + 2, [])]  # LoRA in-process
-    assert all(ACTIVATION in c["prompt"] for c in sampler.calls)
+    renders = sampler.calls[first_call:]
+    assert [(c["seed"], c["networks"]) for c in renders] == [(SEED + 2, []), (SEED + 2, [])]  # LoRA in-process
+    assert all(ACTIVATION in c["prompt"] for c in renders)
 
     result = record["result"]
     assert result["identity"] == NAME and result["steps"] == 10 and result["losses"]["count"] == 10
@@ -279,7 +303,7 @@ def check_published_lora(client, lora: dict) -> dict:
     return entry
 
 
-def generate_over_api(client, sampler, style_text: str, expected_weight: float) -> dict[int, float | None]:
+def generate_over_api(client, sampler, style_text: str, expected_weight: float, variant: str) -> dict[int, float | None]:
     """Step 3a: POST /facechain/v1/txt2img; returns the similarity per seed."""
     first_call = len(sampler.calls)
     body = {"prompt": "portrait photo", "seed": SEED, "batch_size": 4, "steps": 12, "width": 512, "height": 512,
@@ -290,6 +314,7 @@ def generate_over_api(client, sampler, style_text: str, expected_weight: float) 
     data = response.json()
     calls = sampler.calls[first_call:]
     check_sampler_prompts(calls, style_text, expected_weight)
+    assert ran_where_the_host_generates(variant, calls)
 
     images, scores, order = data["images"], data["scores"], data["order"]
     assert len(images) == len(scores) == len(order) == 4 and sorted(order) == [0, 1, 2, 3]
@@ -350,10 +375,11 @@ def generate_through_alwayson_scripts(host, style_text: str, expected_weight: fl
                                                     width=512, height=512, do_not_save_samples=True, do_not_save_grid=True)
     p.scripts, p.script_args = runner, script_args
     first_call = len(host.sampler.calls)
-    processed = processing.process_images(p)
+    processed = run_like_the_host_txt2img(host.variant, processing.process_images, p)
     assert host.reported_errors() == []
 
     check_sampler_prompts(host.sampler.calls[first_call:], style_text, expected_weight)
+    assert ran_where_the_host_generates(host.variant, host.sampler.calls[first_call:])
     params = parse_infotexts(processed.infotexts)
     assert len(processed.images) == len(params) == 4
     assert processed.all_seeds[0] == SEED + 2 and processed.all_seeds[-1] == SEED + 1
