@@ -215,6 +215,8 @@ def detect_environment() -> Environment:
         except (ImportError, ValueError):
             return False
 
+    # Forge: the same test as facechain_ext/webui/host.py `host_variant()`; install.py does not import the extension's
+    # package, whose dependencies it is about to install.
     # cv2 may exist without a pip record (conda, system); finding the module is enough not to add a flavour
     return Environment(forge=importable("modules_forge"), cv2_importable=importable("cv2"))
 
