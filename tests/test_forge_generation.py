@@ -92,3 +92,22 @@ def test_interrupt_stops_the_generate_view_between_styles(ctx, sampler):
                                     7.0, "Euler a", SEED, False, False, 0.7, False, 0, 0.0, False, "", "")
     assert len(gallery) == 2 and sampler.threads == ["forge-main-thread"] * 2  # one style, its one batch
     assert "error" not in status and not shared.state.interrupted
+
+
+def test_template_passes_may_use_fact_on_forge(fake_forge, tmp_path, fact_release):
+    """Before a template job is queued: on Forge with an SD1 engine, only missing files stop FACT (no Forge refusal)."""
+    from journey_steps import install_fact_release
+    from tiny_models import tiny_forge_sd
+
+    from facechain_ext.config import Settings
+    from facechain_ext.context import FaceChainContext
+    from facechain_ext.webui.template_fact import fact_unavailable_reason
+
+    ctx = FaceChainContext(Settings(models_dir=tmp_path / "models", lora_dir=tmp_path / "Lora"))
+    engine = tiny_forge_sd(tmp_path / "engine")
+    missing = fact_unavailable_reason(ctx, engine)
+    assert missing is not None and "ms1mv2_model_TransFace_S.pt" in missing and "Forge" not in missing
+    install_fact_release(ctx.settings.models_dir, fact_release)
+    assert fact_unavailable_reason(ctx, engine) is None
+    engine.is_sd1 = False  # Forge's Flux/SD3 engines keep every legacy flag False
+    assert "Stable Diffusion 1.x checkpoints only" in fact_unavailable_reason(ctx, engine)

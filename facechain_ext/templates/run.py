@@ -147,7 +147,7 @@ def resolve_identity(ctx: FaceChainContext, face_pass: FacePass, args: TemplateA
     (`portraits.resolve_generation` → `fact_runtime.resolve_conditioning`): "auto" = the LoRA when the identity has
     one, else FACT when its files are present, else trigger and phrase (with a comment).
 
-    `fact_unavailable`: the host glue's reason FACT cannot run (files missing, not an SD1 checkpoint, Forge), or
+    `fact_unavailable`: the host glue's reason FACT cannot run (files missing, not an SD1 checkpoint), or
     None. "fact"/"lora+fact" are then refused (503 `fact_unavailable`); "auto" goes on without FACT, saying why.
     FACT's scale defaults to FACT_INPAINT_SCALE (FaceChain's value for inpainting), not the accordion's 0.5.
     """

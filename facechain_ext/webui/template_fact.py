@@ -9,7 +9,8 @@ The template job builds the prompt (LoRA tag when used, trigger, phrase) and fus
 itself (`templates.run.finish_candidate`), so this script leaves prompts and images alone.
 
 `fact_unavailable_reason` is the check before queueing: the FACT files (named, with how to get them), an SD1.x
-checkpoint, not Forge (the same conditions `fact_hook.prepare` / `fact_hook.unsupported_reason` apply per generation).
+checkpoint (the same conditions `fact_hook.prepare` / `fact_hook.unsupported_reason` apply per generation; on Forge
+the hook is the middle patch of each pass's UNet clone, `webui/forge_fact.py`).
 """
 
 from __future__ import annotations
@@ -68,8 +69,6 @@ def fact_unavailable_reason(ctx: FaceChainContext, sd_model: Any) -> Optional[st
     the model-family check; nothing is loaded."""
     from ..diffusion.family import LABELS, model_family
     from ..portraits import fact_problem
-    from .host import is_forge
-
     reasons = []
     missing = fact_problem(ctx)  # names the first missing file, its folder and how to get it
     if missing:
@@ -82,6 +81,4 @@ def fact_unavailable_reason(ctx: FaceChainContext, sd_model: Any) -> Optional[st
         name = getattr(info, "title", None) or getattr(info, "name", None) or "the loaded checkpoint"
         reasons.append(f"FACT works with Stable Diffusion 1.x checkpoints only; {name} is "
                        f"{LABELS.get(family, family)}: load an SD1.5-based checkpoint.")
-    if is_forge():
-        reasons.append("FACT is not available on Forge yet (its UNet is patched through Forge's ModelPatcher).")
     return " ".join(reasons) or None

@@ -14,7 +14,7 @@ FACT: a pass whose identity uses FACT (conditioning "fact"/"lora+fact", or "auto
 FACT's files are present: the accordion's resolution, `templates.run.resolve_identity`) also gets the accordion script
 with the identity and FACT fields (`template_fact.add_fact_script`), so `fact_hook` puts the adapter on the UNet for
 that pass only and takes it off after it; its LoRA, if used, is already in our prompt. FACT's scale defaults to 0.55,
-FaceChain's value for inpainting. Whether FACT can run at all (files, SD1 checkpoint, not Forge) is checked before
+FaceChain's value for inpainting. Whether FACT can run at all (files, SD1 checkpoint) is checked before
 queueing (`template_fact.fact_unavailable_reason`; "fact"/"lora+fact" → 503 `fact_unavailable`).
 """
 
