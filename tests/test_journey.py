@@ -78,7 +78,7 @@ def host(fake_host, tmp_path, tiny_sd, data_dir):
     entry = script_loading.load_module(str(REPO_ROOT / "scripts" / "facechain.py"))
     script_callbacks.ui_settings_callback()
     app = FastAPI()
-    script_callbacks.app_started_callback(None, app)
+    fake_host.start_app(app)
     assert fake_host.reported_errors() == []
     tiny_sd.sd_checkpoint_info = sd_models.CheckpointInfo("tiny.safetensors", "tiny.safetensors [0123456789]", "tiny")
     shared.sd_model = tiny_sd
@@ -385,7 +385,8 @@ def test_every_stage_answers_errors_with_http_status_and_json(host, data_dir, fa
     error_of(client.post(f"{V1}/train", json={**TRAIN, "resolution": 32}), 422, "invalid_request")
     error_of(client.post(f"{V1}/train", json={**TRAIN, "stepz": 3}), 422, "invalid_request")
     error_of(client.post(f"{V1}/train", json={**TRAIN, "lora_name": "bad name"}), 422, "invalid_name")
-    error_of(client.get(f"{V1}/jobs/nope"), 404, "job_not_found")
+    error_of(client.get(f"{V1}/jobs/0123456789ab"), 404, "job_not_found")
+    error_of(client.get(f"{V1}/jobs/nope"), 422, "invalid_name")
     lora = lora_folder() / f"{NAME}.safetensors"
     lora.parent.mkdir(parents=True)
     lora.write_bytes(b"a user's own file")

@@ -26,7 +26,7 @@ def api(fake_host, tmp_path, prepared, tiny_sd, monkeypatch):
     extension = register()
     script_callbacks.ui_settings_callback()
     app = FastAPI()
-    script_callbacks.app_started_callback(None, app)
+    fake_host.start_app(app)
     assert fake_host.reported_errors() == []
     shutil.copytree(prepared, extension.ctx.settings.identities_dir)
     shared.sd_model = tiny_sd
@@ -79,8 +79,8 @@ def test_train_poll_and_list(api):
 
 def test_cancel_and_errors(api):
     client, ctx = api
-    assert error_of(client.get(f"{V1}/jobs/nope"), 404)["code"] == "job_not_found"
-    assert error_of(client.post(f"{V1}/jobs/nope/cancel"), 404)["code"] == "job_not_found"
+    assert error_of(client.get(f"{V1}/jobs/0123456789ab"), 404)["code"] == "job_not_found"
+    assert error_of(client.post(f"{V1}/jobs/0123456789ab/cancel"), 404)["code"] == "job_not_found"
     assert error_of(client.post(f"{V1}/train", json={**BODY, "identity": "nobody"}), 404)["code"] == "identity_not_found"
     assert error_of(client.post(f"{V1}/train", json={**BODY, "stepz": 3}), 422)["code"] == "invalid_request"
     assert error_of(client.post(f"{V1}/train", json={**BODY, "rank": 0}), 422)["code"] == "invalid_request"

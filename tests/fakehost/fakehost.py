@@ -56,6 +56,20 @@ def reset_host(data_dir: os.PathLike | None = None, argv: Sequence[str] = ()) ->
     scripts.scripts_txt2img = scripts.scripts_img2img = None
 
 
+def start_app(app, demo=None):
+    """Start the host's app as webui.py does: with --nowebui, `api_only()` (create_api, then app_started callbacks with
+    demo=None); otherwise `webui()` (create_api only with --api, then app_started callbacks). create_api raises for a
+    malformed --api-auth, exactly where the real host stops starting. Returns the `Api` object or None."""
+    from modules import call_queue, script_callbacks, shared
+    from modules.api.api import Api
+
+    api = None
+    if shared.cmd_opts.nowebui or shared.cmd_opts.api:
+        api = Api(app, call_queue.queue_lock)
+    script_callbacks.app_started_callback(None if shared.cmd_opts.nowebui else demo, app)
+    return api
+
+
 def reported_errors() -> list[dict]:
     from modules import errors
 
