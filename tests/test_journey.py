@@ -71,9 +71,10 @@ class GatedSampler:
 
 @pytest.fixture()
 def host(fake_host, tmp_path, tiny_sd, data_dir):
-    """The host started as A1111 does with --api: scripts/facechain.py loaded, settings, app_started, a model."""
-    fake_host.reset_host(tmp_path / "webui", ["--api"])
-    from modules import processing, script_callbacks, script_loading, sd_models, shared
+    """The host started as A1111 does with --api (and --no-half, as on a CPU): scripts/facechain.py loaded, settings,
+    app_started, a model."""
+    fake_host.reset_host(tmp_path / "webui", ["--api", "--no-half"])
+    from modules import processing, script_callbacks, script_loading, sd_models
 
     entry = script_loading.load_module(str(REPO_ROOT / "scripts" / "facechain.py"))
     script_callbacks.ui_settings_callback()
@@ -81,7 +82,7 @@ def host(fake_host, tmp_path, tiny_sd, data_dir):
     fake_host.start_app(app)
     assert fake_host.reported_errors() == []
     tiny_sd.sd_checkpoint_info = sd_models.CheckpointInfo("tiny.safetensors", "tiny.safetensors [0123456789]", "tiny")
-    shared.sd_model = tiny_sd
+    fake_host.load_model(tiny_sd)
     sampler = GatedSampler(data_dir)
     processing.fake_sampler = sampler
     fake_host.client = TestClient(app)

@@ -20,8 +20,8 @@ BODY = {"identity": IDENTITY, "steps": 4, "snapshot_every": 2, "resolution": 64,
 
 @pytest.fixture()
 def api(fake_host, tmp_path, prepared, tiny_sd, monkeypatch):
-    fake_host.reset_host(tmp_path / "webui", ["--api", "--api-auth", f"{AUTH[0]}:{AUTH[1]}"])
-    from modules import processing, script_callbacks, shared
+    fake_host.reset_host(tmp_path / "webui", ["--api", "--api-auth", f"{AUTH[0]}:{AUTH[1]}", "--no-half"])
+    from modules import processing, script_callbacks
 
     extension = register()
     script_callbacks.ui_settings_callback()
@@ -29,7 +29,7 @@ def api(fake_host, tmp_path, prepared, tiny_sd, monkeypatch):
     fake_host.start_app(app)
     assert fake_host.reported_errors() == []
     shutil.copytree(prepared, extension.ctx.settings.identities_dir)
-    shared.sd_model = tiny_sd
+    fake_host.load_model(tiny_sd)  # float32: --no-half, as a webui on a CPU needs
     monkeypatch.setattr(processing, "process_images", lambda p: processing.Processed(p, gray_images(1)), raising=False)
     client = TestClient(app)
     client.auth = AUTH

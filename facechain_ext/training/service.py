@@ -91,9 +91,18 @@ def check_lora_name(name: str, folder: Path | None, overwrite: bool) -> Path:
 
 
 def check_model(model: DiffusionModel) -> None:
-    """`unsupported_model` unless the model is SD1.x (the face-LoRA recipe's family, see diffusion.family)."""
+    """Refuse what training cannot use: models outside SD1.x (the face-LoRA recipe's family, see diffusion.family),
+    and half-precision weights on the CPU (torch has no half-precision matmul/conv on CPU; the webui itself needs
+    --no-half there)."""
     from ..diffusion.family import require_family
 
+    device, dtype = getattr(model, "device", None), getattr(model, "dtype", None)
+    if getattr(device, "type", None) == "cpu" and str(dtype) in ("torch.float16", "torch.bfloat16"):
+        raise FaceChainError(
+            "unsupported_model",
+            f"The loaded checkpoint is in half precision ({dtype}) on the CPU, where torch cannot compute in half "
+            "precision; start the webui with --no-half (as it needs on a CPU anyway) and train again.",
+        )
     require_family(model, ("sd1",), purpose="FaceChain face LoRAs")
 
 

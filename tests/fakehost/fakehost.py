@@ -17,6 +17,7 @@ ORIGINAL_DATA_DIR = _paths.data_path  # where the fake host started; `fake_host`
 
 def reset_host(data_dir: os.PathLike | None = None, argv: Sequence[str] = ()) -> None:
     from modules import (
+        devices,
         errors,
         extensions,
         infotext_utils,
@@ -36,6 +37,7 @@ def reset_host(data_dir: os.PathLike | None = None, argv: Sequence[str] = ()) ->
     namespace = shared_cmd_options.cmd_opts
     vars(namespace).clear()
     vars(namespace).update(vars(fresh))
+    devices.apply_cmd_opts(namespace)
     # in place: host modules bind `opts`/`state` once (`from modules.shared import opts`). Setting an option that is
     # not registered yet makes a plain attribute (as Options.__setattr__ does in the host): a fresh host has none.
     for name in [key for key in vars(shared.opts) if key not in options.options_builtin_fields]:
@@ -68,6 +70,33 @@ def start_app(app, demo=None):
         api = Api(app, call_queue.queue_lock)
     script_callbacks.app_started_callback(None if shared.cmd_opts.nowebui else demo, app)
     return api
+
+
+def load_model(model, device=None):
+    """Make `model` the loaded checkpoint as modules/sd_models.py load_model_weights does: weights in half precision
+    unless --no-half (the VAE in float32 with --no-half-vae), moved to `device` (default devices.device), then the
+    model_loaded callbacks. Returns the model (changed in place, like the host's)."""
+    import torch
+    from modules import devices, script_callbacks, shared
+
+    if shared.cmd_opts.no_half:
+        model.float()
+    else:
+        vae = getattr(model, "first_stage_model", None)
+        if shared.cmd_opts.no_half_vae:
+            model.first_stage_model = None  # the host keeps the VAE out of model.half()
+        model.half()
+        if shared.cmd_opts.no_half_vae:
+            model.first_stage_model = vae
+    if getattr(model, "first_stage_model", None) is not None:
+        model.first_stage_model.to(devices.dtype_vae)
+    alphas = getattr(model, "alphas_cumprod", None)
+    if isinstance(alphas, torch.Tensor):  # sd_models keeps the noise schedule in float32
+        model.alphas_cumprod = alphas.float()
+    model.to(device or devices.device)
+    shared.sd_model = model
+    script_callbacks.model_loaded_callback(model)
+    return model
 
 
 def reported_errors() -> list[dict]:
