@@ -153,6 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = settings.with_(models_dir=args.models_dir)
         if args.backend is not None:
             settings = settings.with_(face_backend=args.backend)
+        settings.check_folders()  # a file given as a folder is a clear configuration error, before any work
         doc, ok = COMMANDS[args.command](FaceChainContext(settings), args)
         code = 0 if ok else 1
     except FaceChainError as err:

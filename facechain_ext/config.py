@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
+from .errors import FaceChainError
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -42,6 +44,27 @@ class Settings:
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+    def check_folders(self) -> Settings:
+        """FaceChainError `invalid_config` (503) when a configured folder is a file; missing folders are fine
+        (created on first write)."""
+        check_folder(self.models_dir, "The FaceChain models folder (--facechain-models-dir in the webui, --models-dir "
+                     "in the CLI, FACECHAIN_MODELS_DIR)")
+        check_folder(self.lora_dir, "The Lora folder (the webui's --lora-dir, FACECHAIN_LORA_DIR)")
+        return self
+
+
+def check_folder(path: Optional[Path], what: str) -> None:
+    """Raise `invalid_config` naming `what` when `path`, or the nearest part of it that exists, is not a folder."""
+    if path is None:
+        return
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                raise FaceChainError(
+                    "invalid_config", f"{what} is {str(path)!r}, but {str(candidate)!r} is a file, not a folder. "
+                    "Point it at a folder (a missing one is created).", path=str(path), file=str(candidate))
+            return
 
 
 def modelscope_endpoint_from_env() -> Optional[str]:

@@ -55,7 +55,7 @@ class FaceChainContext:
     def identities(self) -> IdentityStore:
         from .identities import IdentityStore
 
-        return IdentityStore(self.settings.identities_dir)
+        return IdentityStore(self.settings.check_folders().identities_dir)
 
     @cached_property
     def styles(self) -> StyleLibrary:

@@ -87,7 +87,7 @@ def submit_download(ctx: FaceChainContext, name: str) -> Job:
     The job re-reads `ctx.settings` when it starts, so consent withdrawn meanwhile still stops it.
     """
     spec = get_spec(name)
-    check_download_allowed(spec, ctx.settings)
+    check_download_allowed(spec, ctx.settings.check_folders())
 
     def run(handle: JobHandle) -> dict[str, Any]:
         result = download_model(spec, ctx.settings, progress=handle.progress, should_stop=lambda: handle.cancelled)

@@ -10,6 +10,12 @@ from typing import Any
 # HTTP status for each code; codes not listed map to 400.
 HTTP_STATUS: dict[str, int] = {
     "invalid_request": 422,
+    "invalid_json": 422,
+    "non_finite_number": 422,
+    "json_too_deep": 422,
+    "body_too_large": 413,
+    "unauthorized": 401,
+    "invalid_config": 503,
     "invalid_name": 422,
     "unreadable_image": 422,
     "image_too_large": 413,

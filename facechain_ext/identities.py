@@ -32,6 +32,7 @@ import numpy as np
 
 from .atomic import ORPHAN_AGE_S, Publication, atomic_write, clean_folder, publish_dir, remove_path, write_json_atomic
 from .errors import FaceChainError
+from .names import NAME, check_name
 
 if TYPE_CHECKING:
     from .faces.analyzer import FaceAnalyzer
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+NAME_PATTERN = NAME  # kept for callers that list folders
 IDENTITY_FILE = "identity.json"
 REPORT_FILE = "report.json"
 BEST_FILE = "best.png"
@@ -54,13 +55,7 @@ LAYOUT_PHOTO = re.compile(r"[0-9]{2,}\.(png|txt)|\.facechain-[0-9a-f]{12}\..+")
 
 
 def validate_name(name: object) -> str:
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        raise FaceChainError(
-            "invalid_name",
-            f"Invalid identity name {name!r}: use 1-64 letters, digits, '_' or '-' (no spaces or dots).",
-            name=str(name),
-        )
-    return name
+    return check_name(name, "identity name")
 
 
 def embeddings_file(backend: str) -> str:

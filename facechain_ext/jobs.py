@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from .errors import FaceChainError
+from .names import JOB_ID, JOB_ID_RULE, check_name
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,7 @@ class JobQueue:
             return job
 
     def get(self, job_id: str) -> Job:
+        check_name(job_id, "job id", pattern=JOB_ID, rule=JOB_ID_RULE)
         with self._lock:
             job = self._jobs.get(job_id)
         if job is None:

@@ -7,11 +7,11 @@ hide the few method names that differ, and turn a `ValidationError` into a `Face
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypeVar
 
 import pydantic
 
+from . import strict_json
 from .errors import FaceChainError
 
 PYDANTIC_V2 = int(pydantic.VERSION.split(".")[0]) >= 2
@@ -34,9 +34,11 @@ def parse_model(model: type[ModelT], data: Any, *, what: str, code: str = "inval
         return data
     if isinstance(data, (str, bytes)):
         try:
-            data = json.loads(data)
-        except ValueError as exc:
-            raise FaceChainError(code, f"{what}: not valid JSON ({exc}).", input=what) from exc
+            data = strict_json.loads(data, what=what)
+        except FaceChainError as err:  # a caller's own code (e.g. invalid_style) wins over the JSON codes
+            if code == "invalid_request":
+                raise
+            raise FaceChainError(code, err.message, **err.context) from None
     if not isinstance(data, dict):
         raise FaceChainError(code, f"{what}: expected an object, got {type(data).__name__}.", input=what)
     try:

@@ -200,7 +200,9 @@ MANIFEST: tuple[ModelSpec, ...] = (
 
 def get_spec(name: str) -> ModelSpec:
     from .errors import FaceChainError
+    from .names import check_name
 
+    check_name(name, "model name")
     for spec in MANIFEST:
         if spec.name == name:
             return spec

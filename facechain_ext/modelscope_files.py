@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from .models import HubRepo
 
 TIMEOUT_S = 30  # per request of the listing (the file streams have their own timeout in downloads.py)
-_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ def _sha256(entry: dict, where: str) -> str:
     value = entry.get("Sha256")
     if value in (None, ""):
         return ""
-    if not isinstance(value, str) or not _SHA256.match(value):
+    if not isinstance(value, str) or not _SHA256.fullmatch(value):
         raise FaceChainError("download_failed", f"The file list of {where} gives a malformed sha256 {value!r} for "
                              f"{entry.get('Path')!r}; nothing was downloaded.", file=str(entry.get("Path")))
     return value.lower()

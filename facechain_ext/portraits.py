@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from .errors import FaceChainError
 from .fact_runtime import resolve_conditioning
 from .generation_state import GenerationState, ImageRecord
+from .names import HOST_LORA, HOST_LORA_RULE, check_name
 from .prompts import DEFAULT_LORA_WEIGHT, plan_prompts
 from .schemas import FaceChainArgs
 from .styles import Style, style_lora_path
@@ -38,6 +39,7 @@ def lora_prompt_name(record: dict) -> str:
 def _choose_lora(args: FaceChainArgs, identity: Any) -> tuple[Optional[str], float]:
     records = list(getattr(identity, "loras", []) or [])
     if args.lora:
+        check_name(args.lora, "LoRA name", pattern=HOST_LORA, rule=HOST_LORA_RULE)
         match = next((r for r in records if lora_prompt_name(r).lower() == args.lora.lower()), None)
         preferred = preferred_weight(match) if match else DEFAULT_LORA_WEIGHT
         return args.lora, args.lora_weight if args.lora_weight is not None else preferred

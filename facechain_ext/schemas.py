@@ -15,6 +15,15 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, Field
 
 from .errors import FaceChainError
+from .lora.config import (
+    ALPHA_MAX,
+    LEARNING_RATE_RANGE,
+    RANK_RANGE,
+    RESOLUTION_RANGE,
+    SEED_RANGE,
+    SNAPSHOT_EVERY_RANGE,
+    STEPS_RANGE,
+)
 from .modelcompat import dump_model, json_schema, parse_model
 from .modelcompat import dump_model as to_dict  # noqa: F401 - the name the routes use
 
@@ -144,18 +153,27 @@ class IdentityListResponse(BaseModel):
 
 # ---- training: POST /train, GET /jobs/{id}, GET /loras ----
 class TrainRequestModel(BaseModel):
-    """Body of POST /facechain/v1/train. Unset options take the preset's value (see facechain_ext.lora.config)."""
+    """Body of POST /facechain/v1/train. Unset options take the preset's value (see facechain_ext.lora.config).
 
-    identity: str = Field(..., description="Name of a prepared FaceChain identity")
-    lora_name: str | None = Field(None, description="File/prompt name of the LoRA (default: the identity name)")
-    preset: str = Field("fast", description="Training preset: fast | quality")
-    steps: int | None = Field(None, ge=1, le=20000)
-    rank: int | None = Field(None, ge=1, le=1024)
-    alpha: float | None = Field(None, gt=0)
-    learning_rate: float | None = Field(None, gt=0, lt=1)
-    resolution: int | None = Field(None, ge=64, le=2048)
-    seed: int | None = None
-    snapshot_every: int | None = Field(None, ge=0, description="Keep LoRA weights every N steps for best-checkpoint selection")
+    Everything is checked when the request arrives (422 now, never a failed job later): these bounds, the preset,
+    the names, that the identity exists and that the LoRA name is free.
+    """
+
+    identity: str = Field(..., description="Name of a prepared FaceChain identity (1-64 of A-Z a-z 0-9 _ -)")
+    lora_name: str | None = Field(None, description="File/prompt name of the LoRA, 1-64 of A-Z a-z 0-9 _ - "
+                                  "(default: the identity name)")
+    preset: Literal["fast", "quality"] = Field("fast", description="fast: rank 4, 100 steps/photo; quality: rank 16, "
+                                               "200 steps/photo")
+    steps: int | None = Field(None, ge=STEPS_RANGE[0], le=STEPS_RANGE[1], description="Total optimizer steps "
+                              "(default: the preset's steps per photo, 50-3000)")
+    rank: int | None = Field(None, ge=RANK_RANGE[0], le=RANK_RANGE[1], description="LoRA rank")
+    alpha: float | None = Field(None, gt=0, le=ALPHA_MAX, description="LoRA alpha; scale = alpha / rank")
+    learning_rate: float | None = Field(None, ge=LEARNING_RATE_RANGE[0], le=LEARNING_RATE_RANGE[1])
+    resolution: int | None = Field(None, ge=RESOLUTION_RANGE[0], le=RESOLUTION_RANGE[1],
+                                   description="Training size in pixels, a multiple of 8")
+    seed: int | None = Field(None, ge=SEED_RANGE[0], le=SEED_RANGE[1], description="32-bit seed, like the host's")
+    snapshot_every: int | None = Field(None, ge=SNAPSHOT_EVERY_RANGE[0], le=SNAPSHOT_EVERY_RANGE[1],
+                                       description="Keep LoRA weights every N steps for best-checkpoint selection")
     overwrite: bool = False
     validation_images: int = Field(2, ge=0, le=8, description="Validation portraits per snapshot (0: keep the last)")
     average_top_k: int = Field(1, ge=1, le=10, description="Save the average of the K best snapshots (1: the best one)")

@@ -18,13 +18,13 @@ from pydantic import BaseModel, Field
 
 from .errors import FaceChainError
 from .modelcompat import parse_model
+from .names import STYLE_ID, STYLE_ID_RULE, check_name, is_valid
 
 BUILTIN_STYLES_DIR = Path(__file__).resolve().parents[1] / "styles"
 SCHEMA_VERSION = 1
 IDENTITY_PLACEHOLDER = "{identity}"
 
-_STYLE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 LORA_SOURCES = ("huggingface", "modelscope", "url")
 LORA_SUFFIXES = (".safetensors", ".pt", ".ckpt")
@@ -142,7 +142,7 @@ def _lora_problems(lora: StyleLora) -> list[str]:
     if manifest is not None:
         if manifest.source not in LORA_SOURCES:
             problems.append(f"style_lora.manifest.source: {manifest.source!r} is not one of {', '.join(LORA_SOURCES)}")
-        if not _SHA256.match(manifest.sha256):
+        if not _SHA256.fullmatch(manifest.sha256):
             problems.append("style_lora.manifest.sha256: must be 64 lowercase hex digits")
         if manifest.source == "url" and not (manifest.url or "").startswith("https://"):
             problems.append("style_lora.manifest.url: an https:// URL is required when source is 'url'")
@@ -158,8 +158,8 @@ def style_problems(style: Style) -> list[str]:
     problems = []
     if style.schema_version != SCHEMA_VERSION:
         problems.append(f"schema_version: {style.schema_version} is not supported (expected {SCHEMA_VERSION})")
-    if not _STYLE_ID.match(style.id):
-        problems.append(f"id: {style.id!r} must match {_STYLE_ID.pattern} (lowercase letters, digits, _ and -)")
+    if not is_valid(style.id, STYLE_ID):
+        problems.append(f"id: {style.id!r} must be {STYLE_ID_RULE}")
     if not style.name.strip():
         problems.append("name: must not be empty")
     if not style.prompt.strip():
@@ -259,6 +259,7 @@ class StyleLibrary:
         return [style.id for style in self.list()]
 
     def get(self, style_id: str) -> Style:
+        check_name(style_id, "style id", pattern=STYLE_ID, rule=STYLE_ID_RULE)
         styles = self._loaded()
         if style_id not in styles:
             raise FaceChainError(

@@ -45,7 +45,7 @@ class Host:
         from facechain_ext.webui import register
         from facechain_ext.webui.script import script_class_for
 
-        fake_host.reset_host(tmp / "webui", list(argv))
+        fake_host.reset_host(tmp / "webui", ["--no-half", *argv])  # a CPU webui computes only with --no-half
         models = Path(shared.cmd_opts.facechain_models_dir or Path(tmp / "webui" / "models" / "facechain"))
         (models / "fact").mkdir(parents=True)
         for path in (release.encoder, release.adapter):

@@ -72,6 +72,26 @@ def test_txt2img_runs_through_the_host_queue_and_returns_ranked_images(client):
     call_queue.queue_lock.release()
 
 
+def test_txt2img_saving_with_a_grid_returns_only_the_ranked_images(client):
+    """save_images + do_not_save_grid=false: the host writes the samples and a grid and returns the grid first in
+    Processed.images; the route returns the generated images only, ranked, with infotexts in the same order."""
+    from pathlib import Path
+
+    response = client.post(f"{URL}/txt2img", json={
+        "prompt": "portrait", "seed": SEED, "batch_size": 4, "steps": 12, "save_images": True,
+        "do_not_save_grid": False, "facechain": {"identity": IDENTITY, "fusion": {"enabled": False}}})
+    assert response.status_code == 200, response.text
+    data = response.json()
+    info = json.loads(data["info"])
+    assert len(data["images"]) == 4 and data["order"][0] == 2 and data["order"][-1] == 1  # identity first, no face last
+    assert info["index_of_first_image"] == 1 and len(info["infotexts"]) == 5  # the host's Processed, grid first
+    assert all(decode(image).size == (512, 512) for image in data["images"])
+    for image, seed_index in zip(data["images"], data["order"], strict=True):
+        assert f"Seed: {SEED + seed_index}," in decode(image).info["parameters"]
+    assert len(list(Path(shared.opts.outdir_txt2img_samples).glob("*.png"))) == 4
+    assert len(list(Path(shared.opts.outdir_txt2img_grids).glob("grid-*.png"))) == 1
+
+
 def test_txt2img_no_face_image_stays_with_null_score(client):
     data = txt2img(client, fusion={"enabled": False}).json()
     assert len(data["images"]) == 4 and data["scores"][-1] is None and data["order"][-1] == 1

@@ -174,10 +174,10 @@ def test_exclusive_key_refuses_a_second_training_until_the_first_ends(queue):
 
 def test_unknown_job_and_shutdown(queue):
     with pytest.raises(FaceChainError) as err:
-        queue.get("nope")
+        queue.get("0123456789ab")
     assert err.value.code == "job_not_found" and err.value.http_status == 404
     with pytest.raises(FaceChainError):
-        queue.cancel("nope")
+        queue.cancel("0123456789ab")
 
     gate, started = threading.Event(), threading.Event()
 

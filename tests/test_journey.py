@@ -91,17 +91,21 @@ def host(request, fake_host, tmp_path, tiny_sd, data_dir):
     variant = request.param
     if variant == "forge":
         request.getfixturevalue("fake_forge")
-    fake_host.reset_host(tmp_path / "webui", ["--api"])
+    fake_host.reset_host(tmp_path / "webui", ["--api", "--no-half"])  # --no-half: as a CPU webui needs
     from modules import processing, script_callbacks, script_loading, sd_models, shared
 
     entry = script_loading.load_module(str(REPO_ROOT / "scripts" / "facechain.py"))
     script_callbacks.ui_settings_callback()
     app = FastAPI()
-    script_callbacks.app_started_callback(None, app)
+    fake_host.start_app(app)
     assert fake_host.reported_errors() == []
-    checkpoint = tiny_sd if variant == "a1111" else tiny_forge_sd(tmp_path / "forge_sd")
-    checkpoint.sd_checkpoint_info = sd_models.CheckpointInfo("tiny.safetensors", "tiny.safetensors [0123456789]", "tiny")
-    shared.sd_model = checkpoint
+    if variant == "a1111":
+        tiny_sd.sd_checkpoint_info = sd_models.CheckpointInfo("tiny.safetensors", "tiny.safetensors [0123456789]", "tiny")
+        checkpoint = fake_host.load_model(tiny_sd)
+    else:
+        checkpoint = tiny_forge_sd(tmp_path / "forge_sd")
+        checkpoint.sd_checkpoint_info = sd_models.CheckpointInfo("tiny.safetensors", "tiny.safetensors [0123456789]", "tiny")
+        shared.sd_model = checkpoint
     sampler = GatedSampler(data_dir)
     processing.fake_sampler = sampler
     fake_host.client = TestClient(app)
@@ -411,7 +415,8 @@ def test_every_stage_answers_errors_with_http_status_and_json(host, data_dir, fa
     error_of(client.post(f"{V1}/train", json={**TRAIN, "resolution": 32}), 422, "invalid_request")
     error_of(client.post(f"{V1}/train", json={**TRAIN, "stepz": 3}), 422, "invalid_request")
     error_of(client.post(f"{V1}/train", json={**TRAIN, "lora_name": "bad name"}), 422, "invalid_name")
-    error_of(client.get(f"{V1}/jobs/nope"), 404, "job_not_found")
+    error_of(client.get(f"{V1}/jobs/0123456789ab"), 404, "job_not_found")
+    error_of(client.get(f"{V1}/jobs/nope"), 422, "invalid_name")
     lora = lora_folder() / f"{NAME}.safetensors"
     lora.parent.mkdir(parents=True)
     lora.write_bytes(b"a user's own file")

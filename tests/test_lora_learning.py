@@ -1,18 +1,24 @@
-"""Functional check that training learns the person: real face crops, tiny host-like model, fixed noise.
+"""Functional check that what a LoRA learns from a person's photos carries over to photos it did NOT train on.
 
-The tiny UNet first gets a short full fine-tune on *other* people's crops, standing in for what a real SD checkpoint
-already knows (a generic face denoiser); otherwise the LoRA spends its steps on generic denoising that helps every
-photo equally. Then a LoRA is trained with our trainer on 3 photos of one identity, and the denoising loss (fixed
-noise and timesteps) must drop clearly on those crops and much less on photos of other people.
+Real photos, aligned on their dlib 5-point landmarks into FaceChain-like 64 px crops (eyes, nose and mouth at fixed
+places, some hair and chin in view), and the tiny host-like ldm model. The UNet first gets a short full fine-tune on
+*other* people's crops, standing in for what a real checkpoint already knows (a generic face denoiser). A LoRA is then
+trained with our trainer on 4 photos of one person; the denoising loss (fixed noise and timesteps) must drop on the
+person's 4 held-out photos, and more than on 6 photos of 3 other people, who were never trained on either.
+
+Measured with this set-up (seeds 0-5; relative loss drop on the held-out photos minus on the other people's):
+0.0086, 0.0148, 0.0285, 0.0140, 0.0082, 0.0358 (held-out photos 1.0-2.9 %, other people -0.7-0.3 %, trained photos
+4.6-7.0 %); the threshold is half the smallest. What this does NOT show: a control LoRA trained the same way on 4
+photos of 4 other people gives nearly the same margin (difference -0.012 to +0.006 over the same seeds), so on this
+tiny random model the margin says "these held-out photos gain more from face LoRA training", not "the LoRA learned
+this identity"; identity transfer needs a real checkpoint (not available offline). 27-47 s per run on 2 cores shared
+by other jobs (load ~6); the previous version evaluated on its own training crops and ran > 15 minutes there.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections import defaultdict
-from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from PIL import Image
@@ -25,38 +31,44 @@ from facechain_ext.lora.inject import lora_attached
 from facechain_ext.lora.trainer import diffusion_loss, train_lora
 
 SIZE = 64
+FRAMING = 0.8  # the ArcFace template shrunk to 80 % around the centre: FaceChain-like crops with hair and chin
 CAPTION = "a photo of fcsks person"
-TARGET = "deepface_angelina"
-OTHERS = ["obama", "deepface_p03", "deepface_p05"]  # evaluated, never trained on
-GENERIC = ["deepface_p06", "deepface_p09", "biden", "tom_hanks", "kit_harington", "deepface_p10", "lin_manuel_miranda"]
+TARGET = "deepface_angelina"  # 8 photos: 4 trained on, 4 held out
+TRAIN_PHOTOS = 4
+OTHERS = ["obama", "deepface_p03", "deepface_p05"]  # 2 photos each, evaluated, never trained on
+PRETRAIN_PER_PERSON = 2  # photos of every remaining identity for the generic pretraining
+MIN_MARGIN = 0.004  # half the smallest margin measured over 6 seeds (0.0082)
 
 
-def face_crop(path: str, detector: cv2.CascadeClassifier) -> Image.Image | None:
-    """Largest frontal face -> square crop with FaceChain-like framing (face ≈ 0.45 of the side), SIZE px."""
-    image = Image.open(path).convert("RGB")
-    image.thumbnail((320, 320))
-    gray = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2GRAY)
-    faces = detector.detectMultiScale(gray, 1.1, 5, minSize=(24, 24))
-    if len(faces) == 0:
-        return None
-    x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
-    side, cx, cy = w / 0.45, x + w / 2, y + h / 2
-    box = (cx - side / 2, cy - 0.42 * side, cx + side / 2, cy + 0.58 * side)
-    return image.crop(tuple(int(round(v)) for v in box)).resize((SIZE, SIZE), Image.BICUBIC)
+def aligned_crops(faces_table: list[dict], names: set[str]) -> dict[str, list[Image.Image]]:
+    """{identity: crops} in faces.csv order; the largest face of each photo, aligned by its 5 landmarks."""
+    import cv2
 
+    from facechain_ext.faces.align import similarity_matrix, template_for_size
+    from facechain_ext.faces.analyzer import FaceAnalyzer
+    from facechain_ext.faces.dlib_backend import DlibBackend
+    from facechain_ext.imaging import load_image
 
-def crops_by_identity(faces_table: list[dict], names: set[str]) -> dict[str, list[Image.Image]]:
-    detector = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"))
-    crops = defaultdict(list)
-    for row in faces_table:
-        if row["identity"] in names:
-            crop = face_crop(row["file"], detector)
-            if crop is not None:
-                crops[row["identity"]].append(crop)
+    analyzer = FaceAnalyzer(DlibBackend(max_side=480, min_side=320))  # large faces: a small working copy is enough
+    template = (template_for_size(SIZE) - SIZE / 2) * FRAMING + SIZE / 2
+    crops: dict[str, list[Image.Image]] = {}
+    for row in sorted(faces_table, key=lambda r: r["path"]):
+        name = row["identity"]
+        limit = None if name == TARGET else 2 if name in OTHERS else PRETRAIN_PER_PERSON
+        if name not in names or (limit is not None and len(crops.get(name, [])) >= limit):
+            continue
+        image = load_image(row["file"])
+        image.thumbnail((480, 480))
+        faces = analyzer.detect(image, embed=False)
+        if faces:
+            matrix = similarity_matrix(faces[0].kps, template)
+            warped = cv2.warpAffine(np.asarray(image), matrix, (SIZE, SIZE), flags=cv2.INTER_AREA,
+                                    borderMode=cv2.BORDER_REPLICATE)
+            crops.setdefault(name, []).append(Image.fromarray(warped))
     return crops
 
 
-def pretrain_generic(model: LdmModel, images: list[Image.Image], steps: int = 150, batch: int = 8) -> None:
+def pretrain_generic(model: LdmModel, images: list[Image.Image], steps: int = 120, batch: int = 4) -> None:
     """Full fine-tune of the tiny UNet on generic faces (the 'pretrained checkpoint')."""
     latents = model.encode_images(to_pixels(images), seed=0)
     cond = model.encode_prompts([CAPTION])
@@ -87,25 +99,32 @@ def denoising_loss(model: LdmModel, images: list[Image.Image], config: TrainConf
     return float(np.mean(losses))
 
 
-def test_lora_learns_the_identity_more_than_other_people(faces_table, tmp_path):
-    crops = crops_by_identity(faces_table, {TARGET, *OTHERS, *GENERIC})
-    target = crops[TARGET][:3]
+def measure(faces_table: list[dict], folder, seed: int = 0) -> dict[str, float]:
+    """Relative loss drop per image set after training (see the module docstring)."""
+    everyone = {row["identity"] for row in faces_table}
+    crops = aligned_crops(faces_table, everyone)
+    train, held = crops[TARGET][:TRAIN_PHOTOS], crops[TARGET][TRAIN_PHOTOS:]
     others = [c for name in OTHERS for c in crops[name][:2]]
-    generic = [c for name in GENERIC for c in crops[name]]
-    assert len(target) == 3 and len(others) == 6 and len(generic) >= 12, "face crops missing from ../shared/data"
+    generic = [c for name, items in sorted(crops.items()) if name != TARGET and name not in OTHERS for c in items]
+    assert len(train) == 4 and len(held) == 4 and len(others) == 6 and len(generic) >= 20, \
+        "face crops missing from ../shared/data"
 
-    model = LdmModel(TinyLatentDiffusion(tmp_path))
+    torch.manual_seed(seed)
+    model = LdmModel(TinyLatentDiffusion(folder, seed=4 + seed))
     pretrain_generic(model, generic)
-    # No augmentation: the evaluated crops are exactly the trained ones.
-    config = TrainConfig(resolution=SIZE, steps=300, learning_rate=1e-2, rank=16, alpha=16.0, augment_variants=1,
-                         flip=False, snapshot_every=0)
-    result = train_lora(model, [(crop, CAPTION) for crop in target], config)
+    # No augmentation: only the person's own photos and nothing else to learn from.
+    config = TrainConfig(resolution=SIZE, steps=200, learning_rate=1e-2, rank=16, alpha=16.0, augment_variants=1,
+                         flip=False, crop_jitter=False, snapshot_every=0, seed=seed)
+    lora = train_lora(model, [(crop, CAPTION) for crop in train], config).final
+    gains = {}
+    for name, images in (("trained", train), ("held_out", held), ("others", others)):
+        base = denoising_loss(model, images, config)
+        gains[name] = (base - denoising_loss(model, images, config, lora)) / base
+    return gains
 
-    base_target, base_others = denoising_loss(model, target, config), denoising_loss(model, others, config)
-    lora_target = denoising_loss(model, target, config, result.final)
-    lora_others = denoising_loss(model, others, config, result.final)
-    gain_target = (base_target - lora_target) / base_target
-    gain_others = (base_others - lora_others) / base_others
-    print(f"relative loss drop: trained identity {gain_target:.1%}, other people {gain_others:.1%}")
-    assert gain_target > 0.06, (base_target, lora_target)
-    assert gain_target - gain_others > 0.05, (gain_target, gain_others)
+
+def test_lora_gain_carries_over_to_held_out_photos_of_the_person(faces_table, tmp_path):
+    gains = measure(faces_table, tmp_path)
+    print("relative loss drop: " + ", ".join(f"{k} {v:.1%}" for k, v in gains.items()))
+    assert gains["trained"] > gains["held_out"] > 0, gains  # it learned its photos, and something that carries over
+    assert gains["held_out"] - gains["others"] > MIN_MARGIN, gains

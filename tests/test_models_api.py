@@ -38,7 +38,7 @@ def host(fake_host, tmp_path, server):
     extension = register()
     script_callbacks.ui_settings_callback()
     app = FastAPI()
-    script_callbacks.app_started_callback(None, app)
+    fake_host.start_app(app)
     assert fake_host.reported_errors() == []
     client = TestClient(app)
     client.auth = AUTH

@@ -190,3 +190,47 @@ def test_hires_pass_gets_the_same_lora_and_negatives_and_no_spurious_hires_infot
     processing.process_images(p)
     assert all(call["prompt"].startswith("detailed skin") and call["networks"] == [("lora", LORA_NAME, LORA_WEIGHT)]
                for call in host.hr_calls[-2:])
+
+
+def test_host_ui_defaults_grid_first_samples_saved_ranking_keeps_everything_aligned(ctx, host, fake_host):
+    """The host's UI defaults (A1111 1.10 modules/processing.py): samples saved with their infotext (opts.samples_save),
+    a grid of the batch inserted at index 0 with the job's infotext (opts.return_grid, index_of_first_image = 1) and
+    saved (opts.grid_save). Ranking reorders the images after the grid, rebuilds the grid and keeps it first."""
+    from pathlib import Path
+
+    from modules import shared
+    from PIL import Image
+
+    opts = shared.opts
+    p = make_p(FaceChainScript(ctx), [True, IDENTITY, LORA_WEIGHT, "None", False, 0.7, True, 0, 0.0, False],
+               do_not_save_samples=False, do_not_save_grid=False, outpath_samples=opts.outdir_txt2img_samples,
+               outpath_grids=opts.outdir_txt2img_grids)
+    processed = processing.process_images(p)
+    job = get_state(p)
+
+    assert processed.index_of_first_image == 1 and len(processed.images) == 5 and len(processed.infotexts) == 5
+    grid, ranked = processed.images[0], processed.images[1:]
+    assert grid.size == (1024, 1024)  # 4 images of 512 px: 2 rows, 2 columns
+    assert np.array_equal(np.asarray(grid.crop((0, 0, 512, 512))), np.asarray(ranked[0]))  # the grid shows the ranking
+    assert job.order[0] == 2 and processed.all_seeds[0] == SEED + 2 and processed.all_seeds[-1] == SEED + 1
+    for image, params, seed in zip(ranked, parsed(processed)[1:], processed.all_seeds, strict=True):
+        assert int(params["Seed"]) == seed and image.info["parameters"] == processed.infotexts[1 + processed.images[1:].index(image)]
+    assert processed.info == processed.infotexts[0] and "FaceChain identity" in processed.infotexts[0]
+
+    saved = sorted(Path(opts.outdir_txt2img_samples).glob("*.png"))
+    assert len(saved) == 4  # in generation order, each with its own infotext and score
+    for path, seed in zip(saved, range(SEED, SEED + 4), strict=True):
+        assert path.name == f"{saved.index(path):05d}-{seed}.png"
+        with Image.open(path) as image:
+            params = parse_generation_parameters(image.info["parameters"])
+        record = next(r for r in job.records if r.seed == seed)
+        assert int(params["Seed"]) == seed
+        assert params["FaceChain similarity"] == ("none" if record.score is None else f"{record.score:.3f}".rstrip("0"))
+    assert [path.name for path in Path(opts.outdir_txt2img_grids).glob("*.png")] == ["grid-0000.png"]
+
+    top1 = make_p(FaceChainScript(ctx), [True, IDENTITY, LORA_WEIGHT, "None", False, 0.7, True, 1, 0.0, False],
+                  do_not_save_samples=True, do_not_save_grid=False, outpath_grids=opts.outdir_txt2img_grids)
+    processed = processing.process_images(top1)
+    # one image left: no grid (the host makes none for a single image), infotexts still aligned
+    assert processed.index_of_first_image == 0 and len(processed.images) == len(processed.infotexts) == 1
+    assert int(parsed(processed)[0]["Seed"]) == SEED + 2

@@ -77,6 +77,7 @@ class FactPainter(IdentityPainter):
 @pytest.fixture
 def host(fake_host, ctx, data_dir, sd15_unet, fact_model, fact_release):
     """SD1.5-shaped checkpoint loaded, FACT's files in the models folder (links we remove afterwards)."""
+    fake_host.reset_host(None, ["--no-half"])  # a CPU webui computes only with --no-half
     painter = FactPainter(ctx, data_dir, sd15_unet)
     processing.fake_sampler = processing.FakeSampler([template_path(data_dir)], inpaint=painter)
     shared.sd_model = FakeLatentDiffusion(sd15_unet)

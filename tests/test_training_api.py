@@ -20,16 +20,16 @@ BODY = {"identity": IDENTITY, "steps": 4, "snapshot_every": 2, "resolution": 64,
 
 @pytest.fixture()
 def api(fake_host, tmp_path, prepared, tiny_sd, monkeypatch):
-    fake_host.reset_host(tmp_path / "webui", ["--api", "--api-auth", f"{AUTH[0]}:{AUTH[1]}"])
-    from modules import processing, script_callbacks, shared
+    fake_host.reset_host(tmp_path / "webui", ["--api", "--api-auth", f"{AUTH[0]}:{AUTH[1]}", "--no-half"])
+    from modules import processing, script_callbacks
 
     extension = register()
     script_callbacks.ui_settings_callback()
     app = FastAPI()
-    script_callbacks.app_started_callback(None, app)
+    fake_host.start_app(app)
     assert fake_host.reported_errors() == []
     shutil.copytree(prepared, extension.ctx.settings.identities_dir)
-    shared.sd_model = tiny_sd
+    fake_host.load_model(tiny_sd)  # float32: --no-half, as a webui on a CPU needs
     monkeypatch.setattr(processing, "process_images", lambda p: processing.Processed(p, gray_images(1)), raising=False)
     client = TestClient(app)
     client.auth = AUTH
@@ -79,8 +79,8 @@ def test_train_poll_and_list(api):
 
 def test_cancel_and_errors(api):
     client, ctx = api
-    assert error_of(client.get(f"{V1}/jobs/nope"), 404)["code"] == "job_not_found"
-    assert error_of(client.post(f"{V1}/jobs/nope/cancel"), 404)["code"] == "job_not_found"
+    assert error_of(client.get(f"{V1}/jobs/0123456789ab"), 404)["code"] == "job_not_found"
+    assert error_of(client.post(f"{V1}/jobs/0123456789ab/cancel"), 404)["code"] == "job_not_found"
     assert error_of(client.post(f"{V1}/train", json={**BODY, "identity": "nobody"}), 404)["code"] == "identity_not_found"
     assert error_of(client.post(f"{V1}/train", json={**BODY, "stepz": 3}), 422)["code"] == "invalid_request"
     assert error_of(client.post(f"{V1}/train", json={**BODY, "rank": 0}), 422)["code"] == "invalid_request"

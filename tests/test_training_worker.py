@@ -21,12 +21,14 @@ FAST = {"identity": IDENTITY, "steps": 4, "snapshot_every": 2, "resolution": 64,
 
 
 @pytest.fixture()
-def host(fake_host, tiny_sd, monkeypatch):
-    """The fake host with the tiny checkpoint loaded and a txt2img that records what it was asked."""
+def host(fake_host, tiny_sd, tmp_path, monkeypatch):
+    """The fake host (on this CPU: --no-half, as a CPU webui needs) with the tiny checkpoint loaded and a txt2img
+    that records what it was asked."""
     from modules import call_queue, processing, progress, sd_models, shared
 
+    fake_host.reset_host(tmp_path / "webui", ["--no-half"])
     tiny_sd.sd_checkpoint_info = sd_models.CheckpointInfo("tiny.safetensors", "tiny.safetensors [0123456789]", "tiny")
-    shared.sd_model = tiny_sd
+    fake_host.load_model(tiny_sd)
     calls: list[dict] = []
 
     def process_images(p):
@@ -214,4 +216,44 @@ def test_bad_training_options_are_refused_before_a_job_is_queued(fake_host, tmp_
         submit_training(ctx, {**FAST, **option})
     assert err.value.code == "invalid_request" and err.value.context["field"] == next(iter(option))
     assert ctx.jobs.list() == [] and progress.pending_tasks == {}
+
+
+def test_half_precision_checkpoint_on_the_cpu_is_refused_clearly(fake_host, tmp_path, prepared, monkeypatch):
+    """The host's default precision is half (no --no-half); on a CPU torch cannot compute in it, so the job fails
+    with a clear error naming the flag, and the loaded model is left exactly as it was."""
+    from modules import devices, processing, shared
+    from tiny_models import TinyLatentDiffusion
+
+    fake_host.reset_host(tmp_path / "webui", [])
+    assert devices.dtype == torch.float16 and devices.dtype_vae == torch.float16
+    model = fake_host.load_model(TinyLatentDiffusion(tmp_path / "tiny"), device=devices.cpu)
+    assert shared.sd_model is model and next(model.model.diffusion_model.parameters()).dtype == torch.float16
+    assert model.alphas_cumprod.dtype == torch.float32
+    monkeypatch.setattr(processing, "process_images", lambda p: processing.Processed(p, gray_images(1)), raising=False)
+    before = UnetSnapshot(model.model.diffusion_model)
+    ctx = ctx_with_identity(tmp_path, prepared)
+    job = submit_training(ctx, FAST)
+    error = ctx.jobs.wait(job.id, 60).error
+    assert error["code"] == "unsupported_model" and "--no-half" in error["message"]
+    before.assert_restored()
+    ctx.jobs.shutdown(5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="half-precision training needs a CUDA device")
+def test_training_on_the_hosts_default_half_precision_model_on_cuda(fake_host, tmp_path, prepared, monkeypatch):
+    """What most users run: the checkpoint in float16 on a GPU (the host's default, no --no-half)."""
+    from modules import devices, processing
+    from tiny_models import TinyLatentDiffusion
+
+    fake_host.reset_host(tmp_path / "webui", [])
+    model = fake_host.load_model(TinyLatentDiffusion(tmp_path / "tiny"))
+    assert devices.device.type == "cuda" and next(model.model.diffusion_model.parameters()).dtype == torch.float16
+    monkeypatch.setattr(processing, "process_images", lambda p: processing.Processed(p, gray_images(1)), raising=False)
+    before = UnetSnapshot(model.model.diffusion_model)
+    ctx = ctx_with_identity(tmp_path, prepared)
+    record = ctx.jobs.wait(submit_training(ctx, {**FAST, "validation_images": 0}).id, 300).to_dict()
+    assert record["status"] == "done", record["error"]
+    losses = record["result"]["losses"]
+    assert all(value == value for value in losses.values() if isinstance(value, float))  # no NaN
+    before.assert_restored()
     ctx.jobs.shutdown(5)

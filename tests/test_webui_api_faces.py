@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 import facechain_ext
 from facechain_ext.webui import register
 
-AUTH = ("alice", "s3cr:et")  # a colon in the password: only the first one separates user and password
+AUTH = ("alice", "s3cr=et")  # the host cannot start with a ":" in a password (modules/api/api.py splits on ":")
 V1 = "/facechain/v1"
 
 
@@ -28,7 +28,7 @@ def start(fake_host, tmp_path: Path, argv: list[str]) -> tuple[TestClient, objec
     extension = register()
     script_callbacks.ui_settings_callback()
     app = FastAPI()
-    script_callbacks.app_started_callback(None, app)
+    fake_host.start_app(app)
     assert fake_host.reported_errors() == []
     return TestClient(app), extension
 

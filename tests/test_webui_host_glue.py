@@ -24,9 +24,10 @@ def test_api_auth_is_parsed_like_the_host():
     assert auth.enabled and auth.credentials == {"alice": "one", "bob": "two"}
     # the host splits on "," and ":" without stripping: " bob" is the user name there, so it is here
     assert parse_api_auth("alice:one, bob:two").credentials == {"alice": "one", " bob": "two"}
-    assert parse_api_auth("alice:a:b").credentials == {"alice": "a:b"}
-    broken = parse_api_auth("nocolon")
-    assert broken.enabled and broken.credentials == {}  # set but unusable: closed, never open
+    for broken in ("nocolon", "alice:a:b", "alice:one,bob"):  # values the host cannot start with (ValueError)
+        auth = parse_api_auth(broken)
+        assert auth.enabled and "bob" not in auth.credentials and "alice:a" not in str(auth.credentials)
+    assert parse_api_auth("alice:one,bob").credentials == {"alice": "one"}  # set but unusable entries open nothing
     assert not parse_api_auth(None).enabled and not parse_api_auth("").enabled
 
 
@@ -67,3 +68,14 @@ def test_outcome_seeds_are_in_generation_order_after_ranking(fake_host, ctx, dat
     assert outcome.seeds == [SEED, SEED + 1, SEED + 2, SEED + 3]
     for k, text in enumerate(outcome.infotexts):  # seeds[order[k]] is the seed of returned image k
         assert int(parse_generation_parameters(text)["Seed"]) == outcome.seeds[outcome.order[k]]
+
+
+@pytest.mark.parametrize("value", ["alice:s3cr:et", "nocolon", "alice:one,bob"])
+def test_the_stand_in_host_refuses_to_start_with_an_api_auth_it_cannot_parse(fake_host, tmp_path, value):
+    """modules/api/api.py `Api.__init__`: `user, password = auth.split(":")` raises, so webui never reaches the
+    app_started callbacks (and our routes) with such a value; the stand-in does the same."""
+    from fastapi import FastAPI
+
+    fake_host.reset_host(tmp_path / "webui", ["--api", "--api-auth", value])
+    with pytest.raises(ValueError):
+        fake_host.start_app(FastAPI())

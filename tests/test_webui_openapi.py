@@ -11,11 +11,10 @@ from facechain_ext.webui import register
 
 def test_openapi_schema_covers_every_facechain_route(fake_host, tmp_path):
     fake_host.reset_host(tmp_path / "webui", ["--api"])
-    from modules import script_callbacks
 
     register()
     app = FastAPI()
-    script_callbacks.app_started_callback(None, app)
+    fake_host.start_app(app)
     assert fake_host.reported_errors() == []
     ours = {(route.path, method.lower()) for route in app.routes if route.path.startswith("/facechain/")
             for method in getattr(route, "methods", ())}

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..errors import FaceChainError
+from ..names import check_name
 from .files import (
     TrainingFacts,
     list_facechain_loras,
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LORA_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 VALIDATION_SUFFIX = "portrait photo, upper body, looking at the camera, high detail face"
 # Called with a snapshot attached to the model: renders one image per (prompt, seed), through the host's sampler.
 RenderFn = Callable[[Sequence[str], Sequence[int]], "list[Image.Image]"]
@@ -79,8 +78,7 @@ def _model_dump(model: Any) -> dict:
 
 def check_lora_name(name: str, folder: Path | None, overwrite: bool) -> Path:
     """Where the LoRA will go; `invalid_name`/`name_taken`/`host_unavailable` when it cannot go there."""
-    if not LORA_NAME.match(name or ""):
-        raise FaceChainError("invalid_name", f"LoRA name {name!r}: use 1-64 letters, digits, '_' or '-'.", lora_name=name)
+    check_name(name, "LoRA name", lora_name=name)
     if folder is None:
         raise FaceChainError("host_unavailable", "No Lora folder is configured (the host's --lora-dir), so there is nowhere to save.")
     target = folder / f"{name}.safetensors"
@@ -93,9 +91,18 @@ def check_lora_name(name: str, folder: Path | None, overwrite: bool) -> Path:
 
 
 def check_model(model: DiffusionModel) -> None:
-    """`unsupported_model` unless the model is SD1.x (the face-LoRA recipe's family, see diffusion.family)."""
+    """Refuse what training cannot use: models outside SD1.x (the face-LoRA recipe's family, see diffusion.family),
+    and half-precision weights on the CPU (torch has no half-precision matmul/conv on CPU; the webui itself needs
+    --no-half there)."""
     from ..diffusion.family import require_family
 
+    device, dtype = getattr(model, "device", None), getattr(model, "dtype", None)
+    if getattr(device, "type", None) == "cpu" and str(dtype) in ("torch.float16", "torch.bfloat16"):
+        raise FaceChainError(
+            "unsupported_model",
+            f"The loaded checkpoint is in half precision ({dtype}) on the CPU, where torch cannot compute in half "
+            "precision; start the webui with --no-half (as it needs on a CPU anyway) and train again.",
+        )
     require_family(model, ("sd1",), purpose="FaceChain face LoRAs")
 
 

@@ -7,7 +7,7 @@ Lifecycle (HOST_CONTRACT.md §3; the script calls these, register() wires the ca
 - `process_before_every_sampling` (A1111 ≥ 1.10 fires it before the first pass and again before the hires pass) →
   `before_sampling`: one model-family check (`diffusion.family.model_family`: SD1 only, else a comment and no FACT),
   the model loads once per context in the host's device and UNet dtype (`devices.device`, `devices.dtype_unet`:
-  fp16 on CUDA, fp32 on CPU or with `--no-half`), the tokens are computed once per generation, and the hook goes on
+  fp16 by default, fp32 with `--no-half`, which a CPU webui needs), the tokens are computed once per generation, and the hook goes on
   the UNet that will sample (`shared.sd_model.model.diffusion_model`).
 - `on_cfg_denoiser` (every step): the step's text cond/uncond go to the row router; after a mid-generation model
   switch (refiner, hires checkpoint: `on_model_loaded` took the hook off) FACT is re-hooked on an SD1 model or stops

@@ -212,7 +212,12 @@ def _conditioning_field(state: GenerationState, key: str) -> Callable[..., Optio
 
 
 def reorder_processed(processed: Any, state: GenerationState) -> None:
-    """Apply the ranking to a Processed: images, infotexts, seeds, subseeds, prompts and negatives stay aligned."""
+    """Apply the ranking to a Processed: images, infotexts, seeds, subseeds, prompts and negatives stay aligned.
+
+    The host puts a grid of the whole batch at index 0 (modules/processing.py, `opts.return_grid`, batch > 1) with
+    the job's infotext, and sets `index_of_first_image = 1`; the grid is rebuilt in the ranked order (dropped when
+    fewer than two images are left and `opts.grid_only_if_multiple`, as the host would not have made one).
+    """
     first = int(getattr(processed, "index_of_first_image", 0) or 0)
     generated = processed.images[first:]
     if len(generated) != len(state.records):
@@ -221,10 +226,14 @@ def reorder_processed(processed: Any, state: GenerationState) -> None:
     order = rank_records(state)
     state.ranked = True
     state.order = order
-    processed.images[:] = [generated[i] for i in order]  # grid (if any) dropped: it shows the old order
-    processed.index_of_first_image = 0
-    if len(processed.infotexts) == len(generated) + first:
-        processed.infotexts[:] = [processed.infotexts[first + i] for i in order]
+    ranked = [generated[i] for i in order]
+    head = _ranked_grid(processed, ranked) if first else []
+    texts_aligned = len(processed.infotexts) == len(generated) + first
+    grid_texts = processed.infotexts[:first] if head and texts_aligned else []
+    processed.images[:] = head + ranked
+    processed.index_of_first_image = len(head)
+    if texts_aligned:
+        processed.infotexts[:] = grid_texts + [processed.infotexts[first + i] for i in order]
     for name in ("all_seeds", "all_subseeds", "all_prompts", "all_negative_prompts"):
         values = getattr(processed, name, None)
         if isinstance(values, list) and len(values) == len(generated):
@@ -235,8 +244,18 @@ def reorder_processed(processed: Any, state: GenerationState) -> None:
         processed.seed = processed.all_seeds[0]
     if getattr(processed, "all_subseeds", None):
         processed.subseed = processed.all_subseeds[0]
-    if first:
-        state.comment("FaceChain: the image grid was removed because ranking changed the order of the images.")
+
+
+def _ranked_grid(processed: Any, ranked: list) -> list:
+    """[a grid of `ranked` as modules/images.py image_grid lays it out], or [] where the host would make none."""
+    from modules import images, shared
+
+    if not ranked or (len(ranked) < 2 and getattr(shared.opts, "grid_only_if_multiple", True)):
+        return []
+    old = processed.images[0]
+    grid = images.image_grid(ranked, int(getattr(processed, "batch_size", 1) or 1))
+    grid.info.update(getattr(old, "info", {}) or {})  # the job's infotext, as the host wrote it on its grid
+    return [grid]
 
 
 __all__ = ["FaceChainScript", "RUNTIME_ATTR", "reorder_processed", "FaceChainArgs"]

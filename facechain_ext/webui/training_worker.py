@@ -17,6 +17,7 @@ from typing import Any, Sequence
 from facechain_ext.errors import FaceChainError
 from facechain_ext.identity_creation import identity_subject
 from facechain_ext.jobs import Job, JobHandle
+from facechain_ext.names import check_name
 from facechain_ext.training.service import TrainRequest, build_config, check_lora_name, train_identity
 
 from .host import is_forge
@@ -32,9 +33,11 @@ VALIDATION_NEGATIVE = "nsfw, lowres, blurry, deformed, bad anatomy, disfigured, 
 def submit_training(ctx: Any, request: Any, host_task_id: str | None = None) -> Job:
     """Check what can be checked at once (4xx now, not a failed job later), then queue the job."""
     req = TrainRequest.coerce(request)
+    build_config(req)  # preset and every option's bounds (lora.config): invalid_request now, not a failed job
+    if req.lora_name is not None:
+        check_name(req.lora_name, "LoRA name")
     identity = ctx.identities.get(req.identity)
     check_lora_name(req.lora_name or identity.name, ctx.settings.facechain_lora_dir, req.overwrite)
-    build_config(req)  # preset and options (invalid_request), as the job will build them
     task_id = host_task_id if is_host_task_id(host_task_id) else new_host_task_id(JOB_NAME)
     # Registered before the worker can start it, so the host's progress endpoint says "queued" until it runs.
     queue_host_task(task_id)

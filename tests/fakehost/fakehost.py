@@ -17,6 +17,7 @@ ORIGINAL_DATA_DIR = _paths.data_path  # where the fake host started; `fake_host`
 
 def reset_host(data_dir: os.PathLike | None = None, argv: Sequence[str] = ()) -> None:
     from modules import (
+        devices,
         errors,
         extensions,
         infotext_utils,
@@ -36,6 +37,7 @@ def reset_host(data_dir: os.PathLike | None = None, argv: Sequence[str] = ()) ->
     namespace = shared_cmd_options.cmd_opts
     vars(namespace).clear()
     vars(namespace).update(vars(fresh))
+    devices.apply_cmd_opts(namespace)
     # in place: host modules bind `opts`/`state` once (`from modules.shared import opts`). Setting an option that is
     # not registered yet makes a plain attribute (as Options.__setattr__ does in the host): a fresh host has none.
     for name in [key for key in vars(shared.opts) if key not in options.options_builtin_fields]:
@@ -54,6 +56,47 @@ def reset_host(data_dir: os.PathLike | None = None, argv: Sequence[str] = ()) ->
     infotext_utils.registered_param_bindings.clear()
     infotext_utils.paste_fields.clear()
     scripts.scripts_txt2img = scripts.scripts_img2img = None
+
+
+def start_app(app, demo=None):
+    """Start the host's app as webui.py does: with --nowebui, `api_only()` (create_api, then app_started callbacks with
+    demo=None); otherwise `webui()` (create_api only with --api, then app_started callbacks). create_api raises for a
+    malformed --api-auth, exactly where the real host stops starting. Returns the `Api` object or None."""
+    from modules import call_queue, script_callbacks, shared
+    from modules.api.api import Api
+
+    api = None
+    if shared.cmd_opts.nowebui or shared.cmd_opts.api:
+        api = Api(app, call_queue.queue_lock)
+    script_callbacks.app_started_callback(None if shared.cmd_opts.nowebui else demo, app)
+    return api
+
+
+def load_model(model, device=None):
+    """Make `model` the loaded checkpoint as modules/sd_models.py load_model_weights does: weights in half precision
+    unless --no-half (the VAE in float32 with --no-half-vae), moved to `device` (default devices.device), then the
+    model_loaded callbacks. Returns the model (changed in place, like the host's)."""
+    import torch
+    from modules import devices, script_callbacks, shared
+
+    if shared.cmd_opts.no_half:
+        model.float()
+    else:
+        vae = getattr(model, "first_stage_model", None)
+        if shared.cmd_opts.no_half_vae:
+            model.first_stage_model = None  # the host keeps the VAE out of model.half()
+        model.half()
+        if shared.cmd_opts.no_half_vae:
+            model.first_stage_model = vae
+    if getattr(model, "first_stage_model", None) is not None:
+        model.first_stage_model.to(devices.dtype_vae)
+    alphas = getattr(model, "alphas_cumprod", None)
+    if isinstance(alphas, torch.Tensor):  # sd_models keeps the noise schedule in float32
+        model.alphas_cumprod = alphas.float()
+    model.to(device or devices.device)
+    shared.sd_model = model
+    script_callbacks.model_loaded_callback(model)
+    return model
 
 
 def reported_errors() -> list[dict]:

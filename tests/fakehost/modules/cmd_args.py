@@ -21,6 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--freeze-settings", action="store_true")
     parser.add_argument("--hide-ui-dir-config", action="store_true")
     parser.add_argument("--no-half", action="store_true")
+    parser.add_argument("--no-half-vae", action="store_true")
+    parser.add_argument("--precision", type=str, choices=["full", "half", "autocast"], default="autocast")
+    parser.add_argument("--upcast-sampling", action="store_true")
     parser.add_argument("--lowvram", action="store_true")
     parser.add_argument("--medvram", action="store_true")
     # extensions-builtin/Lora/preload.py adds this one

@@ -1,10 +1,12 @@
-"""Stand-in for modules/images.py (A1111 1.10): `resize_image` (the three resize modes; LANCZOS, no upscaler) and
+"""Stand-in for modules/images.py (A1111 1.10): `image_grid` (rows from `opts.n_rows`, as processing.process_images
+lays out the batch grid), `resize_image` (the three resize modes; LANCZOS, no upscaler) and
 `save_image` (numbered files in the folder, the infotext as the PNG `parameters` chunk, written through a temp file and
 `os.replace`, `before_image_saved`/`image_saved` callbacks, `image.already_saved_as`). Returns `(fullfn, None)`.
 """
 
 from __future__ import annotations
 
+import math
 import os
 
 from PIL import Image, PngImagePlugin
@@ -41,6 +43,32 @@ def resize_image(resize_mode, im, width, height, upscaler_name=None):
         res.paste(resized.resize((fill_width, height), box=(0, 0, 0, height)), box=(0, 0))
         res.paste(resized.resize((fill_width, height), box=(resized.width, 0, resized.width, height)), box=(fill_width + src_w, 0))
     return res
+
+
+def image_grid(imgs, batch_size=1, rows=None):
+    from modules.shared import opts
+
+    if rows is None:
+        if opts.n_rows > 0:
+            rows = opts.n_rows
+        elif opts.n_rows == 0:
+            rows = batch_size
+        elif opts.grid_prevent_empty_spots:
+            rows = math.floor(math.sqrt(len(imgs)))
+            while len(imgs) % rows != 0:
+                rows -= 1
+        else:
+            rows = round(math.sqrt(len(imgs)))
+    if rows > len(imgs):
+        rows = len(imgs)
+    cols = math.ceil(len(imgs) / rows)
+    w, h = map(max, zip(*(img.size for img in imgs), strict=True))
+    grid = Image.new("RGB", size=(cols * w, rows * h), color="#ffffff")
+    for i, img in enumerate(imgs):
+        img_w, img_h = img.size
+        w_offset, h_offset = 0 if img_w == w else (w - img_w) // 2, 0 if img_h == h else (h - img_h) // 2
+        grid.paste(img, box=(i % cols * w + w_offset, i // cols * h + h_offset))
+    return grid
 
 
 def get_next_sequence_number(path, basename):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable
 
 options_builtin_fields = {"data_labels", "data", "restricted_opts", "typemap"}
@@ -142,9 +143,29 @@ class Options:
 
 
 def builtin_options() -> dict[str, OptionInfo]:
-    """The few host options our code or the host helpers read (defaults as in A1111 1.10)."""
+    """The few host options our code or the host helpers read (defaults as in A1111 1.10 modules/shared_options.py;
+    output folders under <data>/outputs as paths_internal.default_output_dir)."""
+    from modules import paths
+
+    outputs = os.path.join(paths.data_path, "outputs")
     return {
+        "samples_save": OptionInfo(True, "Always save all generated images"),
         "samples_format": OptionInfo("png", "File format for images"),
+        "save_incomplete_images": OptionInfo(False, "Save incomplete images"),
+        "grid_save": OptionInfo(True, "Always save all generated image grids"),
+        "grid_format": OptionInfo("png", "File format for grids"),
+        "grid_extended_filename": OptionInfo(False, "Add extended info (seed, prompt) to filename when saving grid"),
+        "grid_only_if_multiple": OptionInfo(True, "Do not save grids consisting of one picture"),
+        "grid_prevent_empty_spots": OptionInfo(False, "Prevent empty spots in grid (when set to autodetect)"),
+        "n_rows": OptionInfo(-1, "Grid row count; use -1 for autodetect and 0 for it to be same as batch size"),
+        "enable_pnginfo": OptionInfo(True, "Save text information about generation parameters as chunks to png files"),
+        "return_grid": OptionInfo(True, "Show grid in gallery"),
+        "outdir_samples": OptionInfo("", "Output directory for images; if empty, defaults to three directories below"),
+        "outdir_txt2img_samples": OptionInfo(os.path.join(outputs, "txt2img-images"), "Output directory for txt2img images"),
+        "outdir_img2img_samples": OptionInfo(os.path.join(outputs, "img2img-images"), "Output directory for img2img images"),
+        "outdir_grids": OptionInfo("", "Output directory for grids; if empty, defaults to two directories below"),
+        "outdir_txt2img_grids": OptionInfo(os.path.join(outputs, "txt2img-grids"), "Output directory for txt2img grids"),
+        "outdir_img2img_grids": OptionInfo(os.path.join(outputs, "img2img-grids"), "Output directory for img2img grids"),
         "jpeg_quality": OptionInfo(80, "Quality for saved jpeg and avif images"),
         "memmon_poll_rate": OptionInfo(8, "VRAM usage polls per second during generation."),
         "live_previews_enable": OptionInfo(True, "Show live previews of the created image"),
@@ -166,10 +187,7 @@ def builtin_options() -> dict[str, OptionInfo]:
         "s_min_uncond_all": OptionInfo(False, "Negative Guidance minimum sigma all steps"),
         "skip_early_cond": OptionInfo(0.0, "Ignore negative prompt during early sampling"),
         # img2img / inpainting (templates)
-        "outdir_samples": OptionInfo("", "Output directory for images; if empty, defaults to three directories below"),
-        "outdir_img2img_samples": OptionInfo("outputs/img2img-images", "Output directory for img2img images"),
         "overlay_inpaint": OptionInfo(True, "Overlay original for inpaint"),
         "img2img_color_correction": OptionInfo(False, "Apply color correction to img2img results to match original colors."),
         "initial_noise_multiplier": OptionInfo(1.0, "Noise multiplier for img2img"),
-        "enable_pnginfo": OptionInfo(True, "Write infotext to metadata of the generated image"),
     }

@@ -107,6 +107,11 @@ class StableDiffusionProcessing:
     def init(self, all_prompts, all_seeds, all_subseeds):
         pass
 
+    def save_samples(self) -> bool:
+        """Returns whether generated images need to be written to disk"""
+        return shared.opts.samples_save and not self.do_not_save_samples and (
+            shared.opts.save_incomplete_images or not shared.state.interrupted and not shared.state.skipped)
+
     def close(self) -> None:
         self.sampler = None
 
@@ -207,14 +212,15 @@ class Processed:
             "seed": self.seed, "all_seeds": self.all_seeds, "width": self.width, "height": self.height,
             "sampler_name": self.sampler_name, "cfg_scale": self.cfg_scale, "steps": self.steps,
             "batch_size": self.batch_size, "infotexts": self.infotexts, "extra_generation_params": self.extra_generation_params,
+            "index_of_first_image": self.index_of_first_image,
         }, default=lambda o: None)  # as the host (1.8+): callables in extra_generation_params become null
 
 
 # ---- generation ----------------------------------------------------------------------------------------------------
-import os  # noqa: E402 - generation part of the stand-in
 import random  # noqa: E402
 import re  # noqa: E402
 
+from modules import images  # noqa: E402
 from modules.infotext_utils import quote  # noqa: E402
 
 _LORA_TAG = re.compile(r"<(\w+):([^>]+)>")
@@ -435,6 +441,7 @@ def _run_batch(p, n, infotexts, output_images):
         return create_infotext(p, p.prompts, p.seeds, p.subseeds, use_main_prompt=use_main_prompt, index=index,
                                all_negative_prompts=p.negative_prompts)
 
+    save_samples = p.save_samples()
     for i, sample in enumerate(samples):
         p.batch_index = i
         image = _to_image(sample)
@@ -447,22 +454,15 @@ def _run_batch(p, n, infotexts, output_images):
             pp = scripts.PostprocessImageArgs(image)
             p.scripts.postprocess_image_after_composite(p, pp)
             image = pp.image
+        if save_samples:
+            images.save_image(image, p.outpath_samples, "", p.seeds[i], p.prompts[i], shared.opts.samples_format,
+                              info=infotext(i), p=p)
         text = infotext(i)
-        if not p.do_not_save_samples and p.outpath_samples:
-            _save(image, p.outpath_samples, f"{len(output_images):05d}-{p.seeds[i]}.png", text)
         infotexts.append(text)
-        image.info["parameters"] = text
+        if shared.opts.enable_pnginfo:
+            image.info["parameters"] = text
         output_images.append(image)
     return infotext
-
-
-def _save(image, folder, name, text):
-    from PIL import PngImagePlugin
-
-    os.makedirs(folder, exist_ok=True)
-    info = PngImagePlugin.PngInfo()
-    info.add_text("parameters", text)
-    image.save(os.path.join(folder, name), pnginfo=info)
 
 
 def process_images_inner(p):
@@ -478,16 +478,22 @@ def process_images_inner(p):
         if shared.state.interrupted or shared.state.stopping_generation:
             break
         infotext = _run_batch(p, n, infotexts, output_images)
+    opts = shared.opts
     index_of_first_image = 0
-    if getattr(shared.opts, "return_grid", False) and not p.do_not_save_grid and len(output_images) > 1:
-        from PIL import Image
-
-        grid = Image.new("RGB", (p.width * len(output_images), p.height))
-        for i, image in enumerate(output_images):
-            grid.paste(image, (i * p.width, 0))
-        infotexts.insert(0, infotext(use_main_prompt=True))
-        output_images.insert(0, grid)
-        index_of_first_image = 1
+    unwanted_grid_because_of_img_count = len(output_images) < 2 and opts.grid_only_if_multiple
+    if (opts.return_grid or opts.grid_save) and not p.do_not_save_grid and not unwanted_grid_because_of_img_count:
+        grid = images.image_grid(output_images, p.batch_size)
+        if opts.return_grid:
+            text = infotext(use_main_prompt=True)
+            infotexts.insert(0, text)
+            if opts.enable_pnginfo:
+                grid.info["parameters"] = text
+            output_images.insert(0, grid)
+            index_of_first_image = 1
+        if opts.grid_save:
+            images.save_image(grid, p.outpath_grids, "grid", p.all_seeds[0], p.all_prompts[0], opts.grid_format,
+                              info=infotext(use_main_prompt=True), short_filename=not opts.grid_extended_filename, p=p,
+                              grid=True)
     res = Processed(p, images_list=output_images, seed=p.all_seeds[0], info=infotexts[0] if infotexts else "",
                     subseed=p.all_subseeds[0], index_of_first_image=index_of_first_image, infotexts=infotexts)
     if p.scripts is not None:
