@@ -60,3 +60,18 @@ def copy_model(instance: ModelT, **changes: Any) -> ModelT:
     if PYDANTIC_V2:
         return instance.model_copy(update=changes)  # type: ignore[attr-defined]
     return instance.copy(update=changes)
+
+
+def field_bounds(model: type[pydantic.BaseModel], name: str) -> tuple[float | None, float | None]:
+    """(lowest, highest) value a numeric field accepts (`Field(ge=/gt=, le=/lt=)`), None where unbounded: the one source
+    of the limits the UI's number inputs and sliders carry. An exclusive bound is returned as is (the UI then also
+    accepts the bound itself, and validation through `parse_model` refuses it with the field's message)."""
+    if PYDANTIC_V2:
+        metadata = model.model_fields[name].metadata  # type: ignore[attr-defined]
+        limits = {key: getattr(item, key) for item in metadata for key in ("ge", "gt", "le", "lt") if hasattr(item, key)}
+    else:
+        info = model.__fields__[name].field_info  # type: ignore[attr-defined]
+        limits = {key: getattr(info, key) for key in ("ge", "gt", "le", "lt") if getattr(info, key, None) is not None}
+    low = limits.get("ge", limits.get("gt"))
+    high = limits.get("le", limits.get("lt"))
+    return low, high
