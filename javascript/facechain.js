@@ -5,12 +5,14 @@ function facechain_el(id) {
     return gradioApp().getElementById(id);
 }
 
-// Delete button of the Identities view: ask first. A declined confirmation sends null: the handler then changes
-// nothing and says nothing.
+// Delete button of the Identities view: ask first. A declined confirmation sends no name: the handler then deletes
+// nothing and changes nothing else. The other inputs pass through unchanged.
 function facechain_confirm_delete(name) {
-    if (!name) return [name];
+    var res = Array.from(arguments);
+    if (!name) return res;
     var ok = confirm("Delete the FaceChain identity \"" + name + "\" with its prepared photos? Trained LoRA files are kept.");
-    return [ok ? name : null];
+    res[0] = ok ? name : null;
+    return res;
 }
 
 // Interrupt / Skip / Interrupting... of a view (ids <prefix>_interrupt, _skip, _interrupting over <prefix>_run), shown

@@ -98,7 +98,7 @@ def test_without_input_accordion_the_switch_is_a_checkbox_inside(ctx, fake_host,
 def test_lists_refresh_keeps_a_pasted_identity_and_drops_a_vanished_style(ctx, fake_host):
     script = FaceChainScript(ctx)
     with gr.Blocks() as page:
-        controls = script.ui(is_img2img=False)
+        script.ui(is_img2img=False)
     (index,) = [i for i, fn in enumerate(page.fns) if getattr(fn.fn, "__name__", "") == "refresh_choices"][:1]
     refresh = page.fns[index].fn
     identity, style = refresh("pasted_person", "gone_style")

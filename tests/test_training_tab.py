@@ -26,7 +26,7 @@ def test_view_has_bounded_controls_the_host_progress_bar_and_interrupt(tmp_path,
     block = tab_train.build(ctx)
     components = list(block.blocks.values())
     labels = {getattr(c, "label", None) for c in components}
-    assert {"Identity", "Preset", "Steps (0 = preset)", "LoRA rank (0 = preset)", "Seed", "Portraits per snapshot"} <= labels
+    assert {"Identity", "Preset", "Steps (0 = preset)", "Rank (0 = preset)", "Seed", "Portraits per snapshot"} <= labels
     identity = by_elem_id(block, "facechain_train_identity")
     assert [choice if isinstance(choice, str) else choice[0] for choice in identity.choices] == [IDENTITY]
     (advanced,) = [c for c in components if isinstance(c, gr.Accordion)]

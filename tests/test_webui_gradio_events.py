@@ -96,8 +96,8 @@ def test_prepare_show_and_delete_run_through_gradio(ctx, faces_table, edge_table
     assert "Identity <b>obama</b> saved" in message and "3 of 4 photos accepted" in message
     captions = gallery_captions(gallery)
     assert len(captions) == 3 and all("quality" in c for c in captions)
-    assert rejected["headers"] == ["photo", "reason", "code"]
-    assert [row[2] for row in rejected["data"]] == ["no_face"]
+    assert rejected["headers"] == ["photo", "why it was not used"]
+    assert len(rejected["data"]) == 1 and rejected["data"][0][1].startswith("No face found")
     assert choice_values(chosen) == ["obama"] and chosen["value"] == "obama"
     assert table["headers"][0] == "name" and [row[0] for row in table["data"]] == ["obama"]
 
@@ -106,10 +106,13 @@ def test_prepare_show_and_delete_run_through_gradio(ctx, faces_table, edge_table
     if GRADIO4:
         assert Path(best["path"]).is_file()
 
-    message, chosen, table = page.run("delete", ["obama"])
+    message, chosen, table, best, crops, reasons, prepared = page.run("delete", ["obama", "obama"])
     assert "deleted" in message and choice_values(chosen) == []
     assert table["headers"][0] == "name" and all(cell == "" for cell in table["data"][0])  # empty: headers kept
-    assert ctx.identities.list() == []
+    assert ctx.identities.list() == [] and best is None and crops == [] and prepared == ""
+    assert all(cell == "" for cell in reasons["data"][0])  # the deleted identity's report is gone too
+    message, *unchanged = page.run("delete", [None, "obama"])  # the confirmation was declined
+    assert "Nothing was deleted." in message and "facechain-error" not in message
 
 
 def test_lists_refresh_through_gradio(ctx, faces_table, upload_dir):

@@ -14,6 +14,7 @@ import subprocess
 import threading
 from pathlib import Path
 
+import gradio as gr
 import pytest
 from training_helpers import IDENTITY, ctx_with_identity
 
@@ -62,7 +63,7 @@ out.after_end = ["interrupt", "skip", "interrupting"].map((k) => element("facech
 out.task_after_end = vm.runInContext('facechain_task_of("facechain_gen")', page);
 out.train = vm.runInContext('facechain_train_start("", "alice", "fast")', page);
 out.train_progress = calls.progress[1];
-out.declined = vm.runInContext('facechain_confirm_delete("alice")', page);
+out.declined = vm.runInContext('facechain_confirm_delete("alice", "alice")', page);
 console.log(JSON.stringify(out));
 """
 
@@ -141,5 +142,14 @@ def test_train_registers_the_polled_id_with_its_job(page, fake_host, tmp_path, p
     ctx.jobs.shutdown(5)
 
 
-def test_a_declined_delete_sends_no_name(page):
-    assert page["declined"] == [None]
+def test_a_declined_delete_sends_no_name_and_changes_nothing(page, tmp_path):
+    """The Identities view's confirmation: declining sends no name; the handler then leaves the view as it is,
+    with a neutral line instead of a red error."""
+    from facechain_ext.config import Settings
+    from facechain_ext.context import FaceChainContext
+    from facechain_ext.webui.tab_identities import IdentityHandlers
+
+    assert page["declined"] == [None, "alice"]
+    details, *rest = IdentityHandlers(FaceChainContext(Settings(models_dir=tmp_path))).delete(*page["declined"])
+    assert "Nothing was deleted." in details and "facechain-error" not in details
+    assert all(value == gr.update() for value in rest)

@@ -153,10 +153,14 @@ def build_demo(data_dir: Path, demo: bool):
                 with gr.Tab(title, id=elem_id, elem_id=f"tab_{elem_id}"):
                     blocks.render()
             with gr.Tab("txt2img", id="txt2img", elem_id="tab_txt2img"):
-                gr.Textbox(label="Prompt", lines=3, elem_id="txt2img_prompt")
-                script = script_class_for(extension.ctx)()
-                script.is_img2img = False
-                script.ui(False)
+                with gr.Row():  # settings left, results right: the accordion gets the width it has in the webui
+                    with gr.Column():
+                        gr.Textbox(label="Prompt", lines=3, elem_id="txt2img_prompt")
+                        script = script_class_for(extension.ctx)()
+                        script.is_img2img = False
+                        script.ui(False)
+                    with gr.Column():
+                        gr.Gallery(label="Output", elem_id="txt2img_gallery", height=360)
         page.load(None, None, None, _js=page_javascript())
     return page
 

@@ -56,7 +56,8 @@ def with_tables(fn: Any, tables: dict[int, Sequence[str]]) -> Any:
     def wrapped(*args: Any) -> tuple[Any, ...]:
         outputs = list(fn(*args))
         for position, headers in tables.items():
-            outputs[position] = table_value(headers, outputs[position])
+            if isinstance(outputs[position], list):  # a gr.update() (leave the table as it is) passes unchanged
+                outputs[position] = table_value(headers, outputs[position])
         return tuple(outputs)
 
     return wrapped

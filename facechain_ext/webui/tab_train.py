@@ -113,7 +113,7 @@ def _option_controls() -> list[Any]:
     preset = gr.Radio(label="Preset", choices=sorted(PRESETS), value=ui_default("facechain_training_preset"))
     with gr.Row():
         steps = _bounded_number("Steps (0 = preset)", "steps", 0, precision=0, elem_id=f"{PREFIX}_steps")
-        rank = _bounded_number("LoRA rank (0 = preset)", "rank", 0, precision=0, elem_id=f"{PREFIX}_rank")
+        rank = _bounded_number("Rank (0 = preset)", "rank", 0, precision=0, elem_id=f"{PREFIX}_rank")
     with gr.Accordion("Advanced options", open=False):
         with gr.Row():
             alpha = _bounded_number("Alpha (0 = preset)", "alpha", 0)
@@ -149,7 +149,7 @@ def build(ctx: Any) -> gr.Blocks:
                     status = gr.HTML(elem_id=f"{PREFIX}_status")
                     with gr.Row():
                         out_name = gr.Textbox(label="LoRA", interactive=False)
-                        out_prompt = gr.Textbox(label="Prompt snippet (paste into txt2img)", interactive=False)
+                        out_prompt = gr.Textbox(label="Prompt snippet", interactive=False)
                     refresh = gr.Button("Show the latest training", size="sm", elem_id=f"{PREFIX}_refresh")
         task_id = gr.Textbox(visible=False, elem_id=f"{PREFIX}_task_id")
         job_id = gr.Textbox(visible=False, elem_id=f"{PREFIX}_job_id")
