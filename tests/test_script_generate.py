@@ -85,12 +85,12 @@ def test_full_job_prompts_fusion_ranking_and_aligned_infotexts(ctx, host, data_d
         assert params["Prompt"] == prompt and image.info["parameters"].startswith(prompt)
         assert params["FaceChain identity"] == IDENTITY and params["FaceChain LoRA"] == LORA_NAME
         assert params["FaceChain style"] == "film_photo"
-        assert params["FaceChain similarity"] == ("none" if record.score is None else f"{record.score:.3f}".rstrip("0"))
+        assert params["FaceChain similarity"] == ("none (no face found)" if record.score is None else f"{record.score:.3f}".rstrip("0"))
     # the no-face image is exactly as generated, unscored, and the result says so
     no_face = processed.images[-1]
     assert np.array_equal(np.asarray(no_face), expected_pixels(photos[SEED + 1]))
     assert by_seed[SEED + 1].score is None and by_seed[SEED + 1].fusion_note == "no_face"
-    assert parsed(processed)[-1]["FaceChain fusion"] == "0.7 not-applied-no_face"
+    assert parsed(processed)[-1]["FaceChain fusion"] == "0.7 (not applied - no face found)"
     assert "no detectable face" in processed.comments
     # fusion changed the face of another person's image and nothing far from it
     other = processed.images[processed.all_seeds.index(SEED)]

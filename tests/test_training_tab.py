@@ -61,6 +61,7 @@ def test_start_refuses_bad_options_before_queueing_and_stops_the_bar(fake_host, 
     assert "task(x1)" in progress.finished_tasks  # the host progress bar for the refused request stops at once
     job_id, status = handlers.start("task(x3)", IDENTITY, "fast", -5, 0, 0, 0, "64", 42, "", False, 1)
     assert job_id == "" and "data-code='invalid_request'" in status and ctx.jobs.list() == []
+    assert "Training options: steps must be at least 1." in status  # the field in words, never as a path
     assert "task(x3)" in progress.finished_tasks
     ctx.jobs.shutdown(5)
 

