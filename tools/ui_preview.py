@@ -1,6 +1,7 @@
 """Dev tool: show the FaceChain tab and the txt2img accordion in a browser, without a real webui.
 
-    PYTHONPATH=tests/fakehost:. .venv/bin/python tools/ui_preview.py [--port 7899] [--data-dir DIR] [--demo]
+    PYTHONPATH=tests/fakehost:. .venv/bin/python tools/ui_preview.py [--port 7899] [--data-dir DIR]
+    PYTHONPATH=tests/fakehost:tests:. .venv/bin/python tools/ui_preview.py --demo
 
 Builds the page the way AUTOMATIC1111 does, on the stand-in host of tests/fakehost: register() wires the
 extension, the host's `ui_tabs_callback()` returns the FaceChain Blocks, rendered in a tab with elem_id
@@ -13,7 +14,8 @@ InputAccordion header checkbox (javascript/inputAccordion.js) mirrors the hidden
 (progress bar, generate box, tool buttons) are restated so the page looks as it does inside the webui.
 
 `--demo` prepares an identity from ../shared/data and installs a slow stand-in sampler (real photos, one sampler
-step every 0.15 s, honouring Interrupt/Skip), so Generate shows the progress bar and results.
+step every 0.15 s, honouring Interrupt/Skip), so Generate shows the progress bar and results; with tests/ on
+PYTHONPATH it also loads the tests' tiny ldm checkpoint, so Train runs (quickly, at a small resolution).
 The data folder (models under it) is a temp dir unless --data-dir is given; the face backend is dlib.
 """
 
@@ -65,12 +67,17 @@ setTimeout(function() {  // the header checkbox of InputAccordion (host: javascr
         var label = accordion.querySelector(".label-wrap"), hidden = document.querySelector("#" + accordion.id + "-checkbox input");
         if (!label || !hidden) return;
         var box = document.createElement("input");
-        box.type = "checkbox"; box.className = "input-accordion-checkbox"; box.checked = hidden.checked;
-        box.addEventListener("click", function(event) { event.stopPropagation(); });
-        box.addEventListener("input", function() {
+        box.type = "checkbox"; box.className = hidden.className + " input-accordion-checkbox"; box.checked = label.classList.contains("open");
+        var linked = true, sync = function() {
             hidden.checked = box.checked; hidden.dispatchEvent(new Event("input", {bubbles: true}));
             hidden.dispatchEvent(new Event("change", {bubbles: true}));
-        });
+        };
+        box.addEventListener("click", function(event) { linked = false; event.stopPropagation(); });
+        box.addEventListener("input", sync);
+        new MutationObserver(function() {  // as the host: opening the header switches it on until the box is used
+            var open = label.classList.contains("open");
+            if (linked && box.checked !== open) { box.checked = open; sync(); }
+        }).observe(label, {attributes: true, attributeFilter: ["class"]});
         label.querySelector("span").prepend(box);
         var extra = document.getElementById(accordion.id + "-extra");
         if (extra) label.insertBefore(extra, label.lastElementChild);
@@ -124,6 +131,15 @@ def install_demo(ctx) -> None:
 
     others = [DATA / "faces" / "obama" / photos[-1].name, DATA / "faces" / "biden" / "face_recognition_knn_train_biden.jpg"]
     processing.fake_sampler = SlowSampler([p for p in others if p.is_file()] or photos)
+    try:
+        from tiny_models import TinyLatentDiffusion  # tests/tiny_models.py: a tiny real ldm model
+    except ImportError:
+        print("FaceChain preview: tests/ is not on PYTHONPATH, so no checkpoint is loaded (Train refuses).", flush=True)
+        return
+    from modules import sd_models
+
+    shared.sd_model = TinyLatentDiffusion(Path(tempfile.mkdtemp(prefix="facechain_preview_tiny_")))
+    shared.sd_model.sd_checkpoint_info = sd_models.CheckpointInfo("tiny.safetensors", "tiny [0000000000]", "tiny")
 
 
 def build_demo(data_dir: Path, demo: bool):
@@ -185,8 +201,8 @@ def main() -> None:
     (data_dir / "models").mkdir(parents=True, exist_ok=True)
     print(f"FaceChain preview: data folder {data_dir}", flush=True)
     page = build_demo(data_dir, args.demo)
-    app, _, _ = page.queue().launch(server_name="127.0.0.1", server_port=args.port, show_api=False,
-                                    prevent_thread_lock=True)
+    page.queue(concurrency_count=64)  # as the webui does (webui.py): a click never waits behind another one
+    app, _, _ = page.launch(server_name="127.0.0.1", server_port=args.port, show_api=False, prevent_thread_lock=True)
     add_progress_route(app)
     page.block_thread()
 

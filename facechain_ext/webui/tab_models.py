@@ -33,7 +33,7 @@ def status_html(settings: Any) -> str:
 
     rows, details = [], []
     for name, entry in backend_status(settings).items():
-        state = "ready" if entry["available"] else "not available (details below)"
+        state = "ready" if entry["available"] else "not available"
         rows.append(f"<tr><td>{_mark(entry['available'])} <b>{html.escape(name)}</b></td><td>face analysis</td>"
                     f"<td>{state}</td></tr>")
         details.append(f"<li><b>{html.escape(name)}</b>: {html.escape(entry['reason'] or str(entry['path'] or ''))}</li>")
@@ -43,7 +43,7 @@ def status_html(settings: Any) -> str:
         elif model["downloadable"]:
             state = "missing (Download below)"
         else:
-            state = "missing: manual install only"
+            state = "missing (manual install)"
         rows.append(f"<tr><td>{_mark(model['present'])} <b>{html.escape(model['name'])}</b></td>"
                     f"<td>{html.escape(model['required_for'] or model['kind'])}</td><td>{state}</td></tr>")
         installed = ", ".join(str(f.get("installed_as") or f["name"]) for f in model["files"])
