@@ -17,7 +17,7 @@ from ..context import FaceChainContext
 from ..infotext import ARG_INFOTEXT_KEYS, KEY_IDENTITY, args_from_infotext
 from ..modelcompat import copy_model, field_bounds
 from ..schemas import NO_STYLE, RESTORE_CHOICES, FaceChainArgs, FusionArgs, RankingArgs, restore_choice
-from .conditioning_ui import build_conditioning_controls, conditioning_infotext_fields
+from .conditioning_ui import build_conditioning_controls, conditioning_infotext_fields, photo_names
 from .settings import ui_default
 
 
@@ -32,7 +32,7 @@ def style_labels(ctx: FaceChainContext) -> dict[str, str]:
     """style id -> what the dropdown shows: the style's display name ("Name (id)" where two styles share a name).
 
     The dropdown's values are these labels (gradio 3.41's Dropdown has no (label, value) pairs); the hooks turn a
-    label back into the id (`with_style_id`), so the API, the infotext and pasting keep using ids."""
+    label back into the id (`args_with_ids`), so the API, the infotext and pasting keep using ids."""
     try:
         styles = ctx.styles.list()
     except Exception:  # noqa: BLE001 - an unreadable styles folder must not break the txt2img page
@@ -52,13 +52,20 @@ def style_label(ctx: FaceChainContext, style_id: Any) -> str:
     return style_labels(ctx).get(str(style_id), str(style_id))
 
 
-def with_style_id(ctx: FaceChainContext, args: FaceChainArgs) -> FaceChainArgs:
-    """`args` with the style as its id when the accordion sent a display label; ids and unknown names pass unchanged
-    (an unknown one is then refused by name when the generation is resolved)."""
-    if not args.style:
-        return args
-    ids = {label: style_id for style_id, label in style_labels(ctx).items()}
-    return copy_model(args, style=ids[args.style]) if args.style in ids and args.style not in ids.values() else args
+def args_with_ids(ctx: FaceChainContext, args: FaceChainArgs) -> FaceChainArgs:
+    """`args` as the API and the infotext name things: the style's id for a display label the accordion sent, and
+    photo names for the FACT photo labels. Ids and unknown names pass unchanged (an unknown one is then refused by
+    name when the generation is resolved)."""
+    changes: dict[str, Any] = {}
+    if args.style:
+        ids = {label: style_id for style_id, label in style_labels(ctx).items()}
+        if args.style in ids and args.style not in ids.values():
+            changes["style"] = ids[args.style]
+    if args.fact_photos:
+        names = photo_names(args.fact_photos)
+        if names != list(args.fact_photos):
+            changes["fact_photos"] = names
+    return copy_model(args, **changes) if changes else args
 
 
 def _from_infotext(read: Callable[[FaceChainArgs], Any]) -> Callable[[dict], Any]:
@@ -171,6 +178,6 @@ def build_script_ui(script: Any, ctx: FaceChainContext) -> tuple[list[Any], list
         (fusion_backend, _from_infotext(lambda a: a.fusion.backend)),
         (restore_face, _from_infotext(lambda a: restore_choice(a.fusion.restore_face))),
         (restore_visibility, _from_infotext(lambda a: a.fusion.restore_visibility)),
-        *conditioning_infotext_fields(likeness, _from_infotext),
+        *conditioning_infotext_fields(likeness, _from_infotext, ctx),
     ]
     return controls, infotext_fields, list(ARG_INFOTEXT_KEYS)

@@ -21,7 +21,7 @@ from ..modelcompat import field_bounds
 from ..prompts import format_number
 from ..schemas import RESTORE_CHOICES, FaceChainTxt2ImgRequest, FusionArgs, RankingArgs, args_to_dict, parse_args
 from ..styles import apply_recommended
-from .conditioning_ui import build_conditioning_controls
+from .conditioning_ui import build_conditioning_controls, photo_names
 from .host import js_kwargs
 from .settings import ui_default
 from .tab_common import (
@@ -321,7 +321,7 @@ def _wrapped_handler(ctx: FaceChainContext) -> Any:
             ranking_enabled=bool(ranking_on), top_k=int(top_k), min_score=float(min_score), drop_no_face=bool(drop),
             prompt=prompt or "", negative_prompt=negative or "", fusion_backend=str(fusion_backend or "auto"),
             restore_face=RESTORE_CHOICES.get(str(restore_face), None), restore_visibility=float(restore_visibility),
-            conditioning=conditioning or "auto", fact_scale=float(fact_scale), fact_photo_count=int(fact_photo_count), fact_photos=list(fact_photos or []),
+            conditioning=conditioning or "auto", fact_scale=float(fact_scale), fact_photo_count=int(fact_photo_count), fact_photos=photo_names(fact_photos),
             pose_image=pose,
         )
         try:
