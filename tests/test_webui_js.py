@@ -63,6 +63,8 @@ out.after_end = ["interrupt", "skip", "interrupting"].map((k) => element("facech
 out.task_after_end = vm.runInContext('facechain_task_of("facechain_gen")', page);
 out.train = vm.runInContext('facechain_train_start("", "alice", "fast")', page);
 out.train_progress = calls.progress[1];
+out.template = vm.runInContext('facechain_template_submit("", null, "alice")', page);
+out.template_progress = calls.progress[2];
 out.declined = vm.runInContext('facechain_confirm_delete("alice", "alice")', page);
 console.log(JSON.stringify(out));
 """
@@ -140,6 +142,12 @@ def test_train_registers_the_polled_id_with_its_job(page, fake_host, tmp_path, p
     ctx.jobs.wait(job_id, 30)
     assert polled in progress.finished_tasks
     ctx.jobs.shutdown(5)
+
+
+def test_templates_send_the_id_their_progress_bar_polls(page):
+    sent, polled = page["template"][0], page["template_progress"]["id"]
+    assert sent == polled and sent.count("task(") == 1  # was task(task(...)) as in the Generate view
+    assert page["template_progress"]["container"] == "facechain_tpl_gallery_container"
 
 
 def test_a_declined_delete_sends_no_name_and_changes_nothing(page, tmp_path):

@@ -123,7 +123,22 @@ def accordion(page: Any) -> list[tuple[str, bytes]]:
     return [("accordion", capture(page, by_css(page, ".input-accordion")[0]))]
 
 
-SHOTS = {"identities": identities, "train": train, "generate": generate, "accordion": accordion}
+def templates(page: Any) -> list[tuple[str, bytes]]:
+    template = Path(__file__).resolve().parents[2] / "shared" / "data" / "edge" / "group_two_people.jpg"
+    open_tab(page, "FaceChain")
+    open_tab(page, "Templates")
+    by_css(page, "#facechain_tpl_image input[type='file']")[0].send_keys(str(template))
+    wait_for(lambda: "faces, numbered" in by_css(page, "#facechain_tpl_found")[0].text, 120)
+    pick(page, "", "obama", css="#facechain_tpl_face_0 input")
+    by_css(page, "#facechain_tpl_run")[0].click()
+    wait_for(lambda: "%" in bar_text(page) or by_css(page, "#facechain_tpl_gallery img"), 120)
+    shots = [("templates_progress", capture(page))]
+    wait_for(lambda: by_css(page, "#facechain_tpl_gallery img"), 300)
+    time.sleep(1.5)
+    return shots + [("templates", capture(page))]
+
+
+SHOTS = {"identities": identities, "train": train, "generate": generate, "accordion": accordion, "templates": templates}
 
 
 def small_png(data: bytes) -> bytes:

@@ -87,7 +87,8 @@ class RunButtons:
 def run_buttons(prefix: str, label: str, *, skip: bool) -> RunButtons:
     """The main button with Interrupt (and Skip) over it, hidden until the task runs; element ids `<prefix>_run`,
     `<prefix>_interrupt`, `<prefix>_skip`, `<prefix>_interrupting` (what javascript/facechain.js shows and hides)."""
-    with gr.Row(elem_id=f"{prefix}_generate_box", elem_classes=["generate-box", "facechain-generate-box"]):
+    classes = ["generate-box", "facechain-generate-box"] + ([] if skip else ["facechain-no-skip"])
+    with gr.Row(elem_id=f"{prefix}_generate_box", elem_classes=classes):
         interrupt = gr.Button("Interrupt", elem_id=f"{prefix}_interrupt", elem_classes=["generate-box-interrupt"])
         skip_button = gr.Button("Skip", elem_id=f"{prefix}_skip", elem_classes=["generate-box-skip"]) if skip else None
         interrupting = gr.Button("Interrupting...", elem_id=f"{prefix}_interrupting",
