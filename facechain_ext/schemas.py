@@ -290,7 +290,7 @@ def restore_value(value: Any) -> Optional[bool]:
         return value
     text = str(value).strip().lower()
     if text not in RESTORE_CHOICES:
-        raise FaceChainError("invalid_request", f"restore_face: {value!r} is not one of {', '.join(RESTORE_CHOICES)}.")
+        raise FaceChainError("invalid_request", f"The restore_face value {value!r} is not one of {', '.join(RESTORE_CHOICES)}.")
     return RESTORE_CHOICES[text]
 
 

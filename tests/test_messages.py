@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "facechain_ext"
 PLACEHOLDER = "{X}"
 # names of things people choose or see as files: the face backends, model families, file formats
 ALLOWED_DOTTED = {"SD1.x", "SD2.x"}
-FILE_TYPES = {"jpg", "jpeg", "png", "webp", "json", "onnx", "safetensors", "pt", "pth", "ckpt", "zip", "txt", "yaml"}
+FILE_TYPES = {"jpg", "jpeg", "png", "webp", "json", "onnx", "safetensors", "pt", "pth", "ckpt", "zip", "txt", "yaml", "py"}
 LIBRARIES = re.compile(r"\b(PIL|Pillow|pydantic|numpy|torch|cv2|OpenCV|onnxruntime|diffusers|peft|gradio|fastapi|"
                        r"ValidationError|Traceback|NoneType)\b")
 DOTTED = re.compile(r"(?<![\w{/.-])([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)")

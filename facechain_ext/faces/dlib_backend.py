@@ -194,7 +194,7 @@ class DlibBackend:
         if min_face_size is None:
             return None
         if not float(min_face_size) > 0:
-            raise FaceChainError("invalid_request", f"min_face_size: {min_face_size} must be a positive number of px.")
+            raise FaceChainError("invalid_request", f"The min_face_size value {min_face_size} must be a positive number of pixels.")
         long_side = max(int(shape[0]), int(shape[1]))
         general_long = min(max(long_side, self.min_side), self.max_side)  # `working_copy`'s long side
         scale = HOG_SMALLEST_BOX / float(min_face_size)
