@@ -26,7 +26,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors as FaceChainError, so they come out as JSON too."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise FaceChainError("invalid_request", f"{self.prog}: {message}")
+        raise FaceChainError("invalid_request", f"Command line: {message}.")
 
 
 def build_parser() -> argparse.ArgumentParser:

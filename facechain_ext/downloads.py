@@ -252,7 +252,7 @@ class _Fetcher:
         except FaceChainError:
             raise
         except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
-            raise FaceChainError("download_failed", f"Downloading {name} from {url} failed: {_reason(exc)}",
+            raise FaceChainError("download_failed", f"Downloading {name} from {url} failed ({_reason(exc)}).",
                                  url=url, file=name) from exc
         if announced is not None and written != announced:
             raise FaceChainError("download_failed", f"The connection to {url} ended after {written} of {announced} "

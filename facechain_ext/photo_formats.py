@@ -195,7 +195,7 @@ def decode_with_opencv(data: bytes, name: str) -> Image.Image:
 
     array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if array is None or array.ndim not in (2, 3) or array.size == 0:
-        raise FaceChainError("unreadable_image", f"{name}: a TIFF file neither Pillow nor OpenCV can decode.", path=name)
+        raise FaceChainError("unreadable_image", f"{name}: a TIFF file FaceChain cannot decode; save it as JPEG or PNG.", path=name)
     pixels = to_uint8(array)
     if pixels.ndim == 2:
         return Image.fromarray(pixels, "L").convert("RGB")

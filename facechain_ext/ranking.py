@@ -55,9 +55,9 @@ class RankingOptions:
 
     def __post_init__(self) -> None:
         if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 1):
-            raise FaceChainError("invalid_request", f"top_k: {self.top_k!r} must be a positive integer or None.", field="top_k")
+            raise FaceChainError("invalid_request", f"The top_k value {self.top_k!r} must be a whole number of at least 1 (or left out).", field="top_k")
         if self.min_score is not None and not -1.0 <= float(self.min_score) <= 1.0:
-            raise FaceChainError("invalid_request", f"min_score: {self.min_score} is outside -1..1.", field="min_score")
+            raise FaceChainError("invalid_request", f"The min_score value {self.min_score} is outside -1 to 1.", field="min_score")
         for name in ("min_face_ratio", "max_face_ratio"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= float(value) <= 10.0:
@@ -65,7 +65,7 @@ class RankingOptions:
         low, high = self.min_face_ratio, self.max_face_ratio
         if low is not None and high is not None and low > high:
             raise FaceChainError(
-                "invalid_request", f"min_face_ratio {low} is larger than max_face_ratio {high}.", field="min_face_ratio"
+                "invalid_request", f"The min_face_ratio {low} is larger than the max_face_ratio {high}.", field="min_face_ratio"
             )
 
 
@@ -106,7 +106,7 @@ def score_images(
     """
     reference = _checked_reference(reference_embedding, analyzer)
     if faces is not None and len(faces) != len(images):
-        raise FaceChainError("invalid_request", f"faces: {len(faces)} detection lists for {len(images)} images.", field="faces")
+        raise FaceChainError("invalid_request", f"There are {len(faces)} face lists for {len(images)} images; give one per image.", field="faces")
     results = []
     for index, image in enumerate(images):
         known = None if faces is None else faces[index]

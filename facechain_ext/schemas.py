@@ -273,13 +273,14 @@ def disabled_args() -> FaceChainArgs:
     return FaceChainArgs(enabled=False)
 
 
-def parse_args(value: Any, *, what: str = "facechain") -> FaceChainArgs:
+def parse_args(value: Any, *, what: str = "FaceChain settings") -> FaceChainArgs:
     """FaceChainArgs from None (disabled), a dict, a JSON string or an instance; FaceChainError names bad fields."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return disabled_args()
     args = parse_model(FaceChainArgs, value, what=what)
     if args.enabled and not (args.identity or "").strip():
-        raise FaceChainError("invalid_request", f"{what}.identity: choose an identity when FaceChain is enabled.", input=what)
+        raise FaceChainError("invalid_request", f"{what}: no identity is chosen; choose one or switch FaceChain off.", input=what,
+                             problems=["identity: required when enabled"])
     return args
 
 
@@ -307,7 +308,7 @@ def restore_value(value: Any) -> Optional[bool]:
         return value
     text = str(value).strip().lower()
     if text not in RESTORE_CHOICES:
-        raise FaceChainError("invalid_request", f"restore_face: {value!r} is not one of {', '.join(RESTORE_CHOICES)}.")
+        raise FaceChainError("invalid_request", f"The restore_face value {value!r} is not one of {', '.join(RESTORE_CHOICES)}.")
     return RESTORE_CHOICES[text]
 
 
@@ -341,7 +342,7 @@ def args_from_values(values: dict[str, Any]) -> FaceChainArgs:
         },
         **_fact_values(values),
     }
-    return parse_args(data, what="FaceChain controls")
+    return parse_args(data, what="FaceChain settings")
 
 
 def _fact_values(values: dict[str, Any]) -> dict[str, Any]:
@@ -369,7 +370,7 @@ def args_from_script_args(script_args: Any) -> FaceChainArgs:
         return disabled_args()
     first = values[0]
     if isinstance(first, (dict, FaceChainArgs)) or (isinstance(first, str) and first.strip().startswith("{")):
-        return parse_args(first, what="alwayson_scripts.facechain.args[0]")
+        return parse_args(first, what="The FaceChain argument of alwayson_scripts")
     return args_from_values(dict(zip(ARG_NAMES, values, strict=False)))
 
 

@@ -14,12 +14,8 @@ function switch_to_facechain_template() {
     return Array.from(arguments);
 }
 
-// Run button: a host task id and the host's progress bar for the job (as facechain_generate_submit).
+// Run button: the host's progress bar above the results and Interrupt over the button, for the id the job
+// registers (facechain.js: one task id convention for every FaceChain button).
 function facechain_template_submit() {
-    var args = Array.from(arguments);
-    var id = randomId();
-    requestProgress(id, gradioApp().getElementById("facechain_tpl_results"),
-                    gradioApp().getElementById("facechain_tpl_gallery"), function() {});
-    args[0] = "task(" + id + ")";
-    return args;
+    return facechain_submit("facechain_tpl", arguments);
 }

@@ -26,6 +26,7 @@ from facechain_ext.prompts import PromptPlan
 from facechain_ext.schemas import ARG_NAMES, args_from_script_args, args_schema, parse_args
 from facechain_ext.webui.conditioning_ui import fact_photo_choices, likeness_note
 from facechain_ext.webui.script import FaceChainScript
+from facechain_ext.webui.script_ui import args_with_ids
 
 NOLORA = "fresh"  # an identity made a moment ago: no LoRA trained
 
@@ -181,7 +182,8 @@ def test_the_accordion_has_the_fact_controls_and_pasting_restores_them(ctx, fake
     for control, reader in script.infotext_fields:
         value = reader(params)
         restored[controls.index(control)] = value.get("value") if isinstance(value, dict) else value
-    assert args_from_script_args([restored[i] for i in range(len(controls))]) == args
+    # the photo dropdown holds "name (quality …)" labels; the script reads them back as names (script_ui.args_with_ids)
+    assert args_with_ids(ctx, args_from_script_args([restored[i] for i in range(len(controls))])) == args
 
 
 def test_the_photo_list_follows_the_identity_and_keeps_a_pasted_choice(ctx, fake_host):
@@ -192,7 +194,8 @@ def test_the_photo_list_follows_the_identity_and_keeps_a_pasted_choice(ctx, fake
     (follow,) = [f.fn for f in fns if getattr(f.fn, "__name__", "") == "follow_identity"]
     choices = fact_photo_choices(ctx, NOLORA)
     update, note = follow(NOLORA, ["photos/99.png", choices[1][1]])
-    assert update["choices"] == choices and update["value"] == [choices[1][1]]  # unknown names dropped
+    # the dropdown shows and holds "name (quality 0.91)" labels (gradio 3.41's Dropdown has no (label, value) pairs)
+    assert update["choices"] == [label for label, _ in choices] and update["value"] == [choices[1][0]]  # unknown dropped
     assert NOLORA in note and "no LoRA yet" in note
     update, note = follow(None, [choices[0][1]])
     assert update["choices"] == [] and update["value"] == [] and note == ""
@@ -233,20 +236,25 @@ def test_photo_choices_follow_quality_and_the_note_says_what_auto_does(ctx, fact
 
 
 def test_the_models_table_lists_each_fact_file_with_status_and_licence(ctx):
-    from facechain_ext.webui.tab import models_markdown
+    """One line per model in the Models accordion; where each file goes and its licence behind the details toggle."""
+    from facechain_ext.webui.tab_models import status_html
 
-    rows = {line.split(" | ")[0].strip("| "): line for line in models_markdown(ctx.settings).splitlines() if "|" in line}
+    def parts(html: str) -> tuple[dict[str, str], dict[str, str]]:
+        summary, details = html.split("<details")
+        rows = {row.split("<b>")[1].split("</b>")[0]: row for row in summary.split("<tr>") if "<b>" in row}
+        items = {item.split("<b>")[1].split("</b>")[0]: item for item in details.split("<li>") if "<b>" in item}
+        return rows, items
+
+    rows, items = parts(status_html(ctx.settings))
     for name, file_name in (("transface_s", ENCODER_FILE), ("fact_adapter_maj", ADAPTER_FILES["maj"]),
                             ("fact_adapter_film", ADAPTER_FILES["film"])):
-        row = next(line for key, line in rows.items() if key.startswith(name))
-        assert " | no | " in row and file_name in row and "yucheng1996/FaceChain-FACT" in row
-    assert "Apache-2.0" in rows[next(k for k in rows if k.startswith("fact_adapter_maj"))]
-    assert "no LICENSE file" in rows[next(k for k in rows if k.startswith("transface_s"))]
+        assert "missing" in rows[name] and file_name in items[name] and "yucheng1996/FaceChain-FACT" in items[name]
+    assert "Apache-2.0" in items["fact_adapter_maj"] and "no LICENSE file" in items["transface_s"]
     folder = ctx.settings.models_dir / "fact"
     folder.mkdir(parents=True)
     try:
         (folder / converted_name(ENCODER_FILE)).write_bytes(b"fp16")
-        row = next(line for line in models_markdown(ctx.settings).splitlines() if line.startswith("| transface_s"))
-        assert " | yes | " in row and converted_name(ENCODER_FILE) in row
+        rows, items = parts(status_html(ctx.settings))
+        assert "present" in rows["transface_s"] and converted_name(ENCODER_FILE) in items["transface_s"]
     finally:
         shutil.rmtree(folder)

@@ -94,24 +94,27 @@ def test_parse_args_accepts_dict_json_none_and_instance():
 
 
 @pytest.mark.parametrize(
-    "data, field",
+    "data, words, path",
     [
-        ({"identity": "a", "fusion": {"strength": 1.5}}, "fusion.strength"),
-        ({"identity": "a", "ranking": {"top_k": 0}}, "ranking.top_k"),
-        ({"identity": "a", "lora_weight": -1}, "lora_weight"),
-        ({"identity": "a", "colour": "red"}, "colour"),
-        ({"enabled": True}, "identity"),
-        ("{not json", "not valid JSON"),
-        ('{"identity": "a", "lora_weight": NaN}', "NaN is not a finite number"),
-        ([1, 2], "expected an object"),
+        ({"identity": "a", "fusion": {"strength": 1.5}}, "strength (in fusion) must be at most 1", "fusion.strength"),
+        ({"identity": "a", "ranking": {"top_k": 0}}, "top_k (in ranking) must be at least 1", "ranking.top_k"),
+        ({"identity": "a", "lora_weight": -1}, "lora_weight must be at least 0", "lora_weight"),
+        ({"identity": "a", "colour": "red"}, "colour is not a known field", "colour"),
+        ({"enabled": True}, "no identity is chosen; choose one or switch FaceChain off", "identity"),
+        ("{not json", "not valid JSON", None),
+        ('{"identity": "a", "lora_weight": NaN}', "NaN is not a finite number", None),
+        ([1, 2], "expected an object", None),
     ],
 )
-def test_parse_args_errors_name_the_field(data, field):
+def test_parse_args_errors_name_the_field_in_words(data, words, path):
+    """The message names the field in words (never a dotted path); programs get the exact path in `problems`."""
     with pytest.raises(FaceChainError) as info:
         parse_args(data)
-    assert info.value.code in ("invalid_request", "invalid_json", "non_finite_number")
-    assert info.value.http_status == 422
-    assert field in info.value.message
+    assert info.value.code in ("invalid_request", "invalid_json", "non_finite_number") and info.value.http_status == 422
+    assert words in info.value.message and info.value.message.startswith("FaceChain settings: ")
+    assert info.value.message.endswith(".") and (path is None or "." not in path or path not in info.value.message)
+    if path is not None:
+        assert any(problem.startswith(path) for problem in info.value.context["problems"])
 
 
 def test_schema_lists_the_arguments():
@@ -145,8 +148,13 @@ def test_infotext_round_trip_through_the_host_format(data):
 
 def test_infotext_of_images_without_facechain_is_none_and_fusion_notes_parse():
     assert args_from_infotext({"Steps": "20"}) is None
-    params = {**args_to_infotext(parse_args({"identity": "a"})), KEY_FUSION: "0.7 not-applied-no_face"}
+    params = {**args_to_infotext(parse_args({"identity": "a"})), KEY_FUSION: "0.7 (not applied - no face found)"}
     assert args_from_infotext(params).fusion.strength == 0.7
+    # images made before the infotext was worded for people still paste back
+    old = {**params, KEY_FUSION: "0.7 not-applied-no_face", "FaceChain ranking": "on top_k=4 min_score=0.35 drop_no_face"}
+    restored = args_from_infotext(old)
+    assert restored.fusion.strength == 0.7
+    assert (restored.ranking.top_k, restored.ranking.min_score, restored.ranking.drop_no_face) == (4, 0.35, True)
 
 
 def test_positional_control_values_and_one_dict_argument():
@@ -186,13 +194,15 @@ def test_job_lives_on_the_processing_object():
     assert state.find_record(5, 9) is first and state.find_record(7, 1) is None
     assert fusion_text(0.7, first) == "0.7" and fusion_text(None) == "off"
     first.fusion_note = "no_face"
-    assert fusion_text(0.7, first) == "0.7 not-applied-no_face"
+    assert fusion_text(0.7, first) == "0.7 (not applied - no face found)"
     restored = state.add_record(seed=8, subseed=1)
     restored.fused = restored.restored = True
     fusion = FusionArgs(restore_face=True, restore_visibility=0.5)
-    assert fusion_text(fusion, restored) == "0.7 restore=on restore_visibility=0.5 restored"
+    assert fusion_text(fusion, restored) == "0.7; face restoration on; restoration visibility 0.5 (restored)"
     assert fusion_text(FusionArgs(enabled=False), restored) == "off"
     # per-image notes never leak into the settings read back from the infotext
     parsed = args_from_infotext({"FaceChain identity": "a", KEY_FUSION: fusion_text(fusion, restored)})
     assert parsed.fusion == fusion
+    older = {"FaceChain identity": "a", KEY_FUSION: "0.7 restore=on restore_visibility=0.5 restored"}
+    assert args_from_infotext(older).fusion == fusion  # images from before the wording still paste back
     assert detach_state(p) is state and get_state(p) is None

@@ -169,7 +169,7 @@ def parse_infotexts(texts: list[str]) -> list[dict]:
 
 
 def similarity_text(score: float | None) -> str:
-    return "none" if score is None else f"{score:.3f}".rstrip("0")
+    return "none (no face found)" if score is None else f"{score:.3f}".rstrip("0")
 
 
 def lora_tags(prompt: str) -> list[tuple[str, float]]:
@@ -336,7 +336,7 @@ def generate_over_api(client, sampler, style_text: str, expected_weight: float, 
         assert p["FaceChain similarity"] == similarity_text(scores[k])
         assert p["FaceChain identity"] == NAME and p["FaceChain LoRA"] == NAME and p["FaceChain style"] == STYLE
         check_infotext_prompt(p["Prompt"], style_text, expected_weight)
-    assert params[-1]["FaceChain fusion"] == "0.7 not-applied-no_face" and params[0]["FaceChain fusion"] == "0.7"
+    assert params[-1]["FaceChain fusion"] == "0.7 (not applied - no face found)" and params[0]["FaceChain fusion"] == "0.7"
     return {SEED + order[k]: scores[k] for k in range(4)}
 
 

@@ -101,15 +101,15 @@ def test_a_failed_verification_is_the_job_error(host, server, tmp_path):
 
 
 def test_the_tab_download_handler_reports_progress_and_refusals(host, server):
-    from facechain_ext.webui.tab import ModelDownloads
+    from facechain_ext.webui.tab_models import ModelDownloads
 
     _, extension = host
     handlers = ModelDownloads(extension.ctx, poll_s=0.01)
     refused = list(handlers.download("tiny"))
-    assert len(refused) == 1 and "downloads_disabled" in refused[0] and server.requests == []
+    assert len(refused) == 1 and "data-code='downloads_disabled'" in refused[0] and server.requests == []
     allow_downloads()
     updates = list(handlers.download("tiny"))
-    assert "done" in updates[-1] and "100%" in updates[-1]
+    assert "Downloaded and verified" in updates[-1] and "facechain-error" not in updates[-1]
     assert (extension.ctx.settings.models_dir / "fake" / "tiny.onnx").stat().st_size == SIZE
 
 

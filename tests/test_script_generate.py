@@ -58,7 +58,8 @@ def parsed(processed):
 
 def test_full_job_prompts_fusion_ranking_and_aligned_infotexts(ctx, host, data_dir):
     script = FaceChainScript(ctx)
-    p = make_p(script, [True, IDENTITY, LORA_WEIGHT, "film_photo", True, 0.7, True, 0, 0.0, False])
+    # the accordion sends the style's display name; the infotext and the job use its id
+    p = make_p(script, [True, IDENTITY, LORA_WEIGHT, "35mm film photo", True, 0.7, True, 0, 0.0, False])
     state_before = dict(vars(script))
     processed = processing.process_images(p)
 
@@ -83,12 +84,13 @@ def test_full_job_prompts_fusion_ranking_and_aligned_infotexts(ctx, host, data_d
         assert int(params["Seed"]) == seed and record.subseed == subseed
         assert params["Prompt"] == prompt and image.info["parameters"].startswith(prompt)
         assert params["FaceChain identity"] == IDENTITY and params["FaceChain LoRA"] == LORA_NAME
-        assert params["FaceChain similarity"] == ("none" if record.score is None else f"{record.score:.3f}".rstrip("0"))
+        assert params["FaceChain style"] == "film_photo"
+        assert params["FaceChain similarity"] == ("none (no face found)" if record.score is None else f"{record.score:.3f}".rstrip("0"))
     # the no-face image is exactly as generated, unscored, and the result says so
     no_face = processed.images[-1]
     assert np.array_equal(np.asarray(no_face), expected_pixels(photos[SEED + 1]))
     assert by_seed[SEED + 1].score is None and by_seed[SEED + 1].fusion_note == "no_face"
-    assert parsed(processed)[-1]["FaceChain fusion"] == "0.7 not-applied-no_face"
+    assert parsed(processed)[-1]["FaceChain fusion"] == "0.7 (not applied - no face found)"
     assert "no detectable face" in processed.comments
     # fusion changed the face of another person's image and nothing far from it
     other = processed.images[processed.all_seeds.index(SEED)]

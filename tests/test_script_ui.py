@@ -12,6 +12,7 @@ from facechain_ext.infotext import args_to_infotext
 from facechain_ext.schemas import ARG_NAMES, args_from_script_args, parse_args
 from facechain_ext.webui import tab_generate
 from facechain_ext.webui.script import FaceChainScript
+from facechain_ext.webui.script_ui import args_with_ids
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +43,71 @@ def test_accordion_controls_defaults_and_identity_choices(ctx, fake_host):
     assert set(script.paste_field_names) >= {"FaceChain identity", "FaceChain style", "FaceChain ranking"}
 
 
+def rows_under(block):
+    """Every gr.Row below `block` with its children (to check the layout)."""
+    found = []
+    for child in getattr(block, "children", []):
+        if isinstance(child, gr.Row):
+            found.append(child)
+        found.extend(rows_under(child))
+    return found
+
+
+def row_controls(row):
+    """The controls in a row (gradio 3 wraps neighbouring form controls in a gr.Form)."""
+    controls = []
+    for child in row.children:
+        controls.extend(row_controls(child) if isinstance(child, gr.components.Form) else [child])
+    return controls
+
+
+def test_the_switch_is_the_accordion_header_like_hires_fix(ctx, fake_host):
+    """The host's InputAccordion (modules/ui_components.py) carries "enabled": visible while collapsed."""
+    from modules.ui_components import InputAccordionImpl
+
+    script = FaceChainScript(ctx)
+    with gr.Blocks() as page:
+        controls = script.ui(is_img2img=False)
+    enabled = controls[0]
+    assert isinstance(enabled, InputAccordionImpl) and enabled.value is False
+    assert enabled.accordion.label == "FaceChain" and "input-accordion" in enabled.accordion.elem_classes
+    assert enabled.elem_id == f"{enabled.accordion.elem_id}-checkbox" and enabled.visible is False
+    # no control alone on a row; every row of the accordion holds two or more
+    rows = rows_under(enabled.accordion)
+    assert len(rows) >= 4 and all(len(row_controls(row)) >= 2 for row in rows)
+    # limits are FaceChainArgs' own (the API's): LoRA weight 0..2, keep-best-K up to 100
+    assert (controls[2].minimum, controls[2].maximum) == (0.0, 2.0) and controls[7].maximum == 100
+    # styles show their display names (gradio 3.41's Dropdown has no (label, value) pairs: the hooks map them back)
+    assert controls[3].choices[0] == "None" and "Wedding" in controls[3].choices and "wedding" not in controls[3].choices
+    # the lists are read again on every page load
+    loads = [d for d in page.config["dependencies"] if d["trigger"] == "load"]
+    assert any({controls[1]._id, controls[3]._id} <= set(d["outputs"]) for d in loads)
+
+
+def test_without_input_accordion_the_switch_is_a_checkbox_inside(ctx, fake_host, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "modules.ui_components", None)  # a host before A1111 1.7
+    script = FaceChainScript(ctx)
+    with gr.Blocks():
+        controls = script.ui(is_img2img=False)
+    assert type(controls[0]) is gr.Checkbox and controls[0].label == "Enable FaceChain"
+    assert len(controls) == len(ARG_NAMES) and args_from_script_args([c.value for c in controls]).enabled is False
+
+
+def test_lists_refresh_keeps_a_pasted_identity_and_drops_a_vanished_style(ctx, fake_host):
+    script = FaceChainScript(ctx)
+    with gr.Blocks() as page:
+        script.ui(is_img2img=False)
+    (index,) = [i for i, fn in enumerate(page.fns) if getattr(fn.fn, "__name__", "") == "refresh_choices"][:1]
+    refresh = page.fns[index].fn
+    identity, style = refresh("pasted_person", "gone_style")
+    assert identity["value"] == "pasted_person" and IDENTITY in identity["choices"]
+    assert style["value"] == "None" and "Wedding" in style["choices"]
+    identity, style = refresh(IDENTITY, "Wedding")
+    assert (identity["value"], style["value"]) == (IDENTITY, "Wedding")
+
+
 def test_pasting_an_infotext_restores_the_controls(ctx, fake_host):
     script, controls = build_accordion(ctx)
     args = parse_args({"identity": IDENTITY, "lora_weight": 0.75, "style": "wedding", "fusion": {"strength": 0.55},
@@ -53,7 +119,8 @@ def test_pasting_an_infotext_restores_the_controls(ctx, fake_host):
         value = reader(params)
         restored[controls.index(control)] = value.get("value") if isinstance(value, dict) else value
     values = [restored[i] for i in range(len(controls))]
-    assert args_from_script_args(values) == args
+    assert values[3] == "Wedding"  # the dropdown shows the name; the hooks read it back as the id
+    assert args_with_ids(ctx, args_from_script_args(values)) == args
     # an image made without FaceChain switches it off and leaves the other controls alone
     plain = parse_generation_parameters("a cat\nSteps: 20, Seed: 1, Size: 512x512")
     readers = dict(script.infotext_fields)
@@ -80,10 +147,11 @@ def test_generate_view_builds_and_its_handler_runs_under_the_host_wrapper(ctx, h
     scores = [float(caption.split("similarity ")[1]) for _, caption in gallery]
     assert scores == sorted(scores, reverse=True)
     styles = {caption.split(" · ")[0] for _, caption in gallery}
-    assert styles == {"studio_headshot", "wedding"}
+    assert styles == {"Studio headshot", "Wedding"}  # people read display names
+    names = {s.id: s.name for s in ctx.styles.list()}
     for (_, caption), text in zip(gallery, infotexts, strict=True):
         params = parse_generation_parameters(text)
-        assert params["FaceChain style"] == caption.split(" · ")[0]
+        assert names[params["FaceChain style"]] == caption.split(" · ")[0]  # the infotext keeps the id
         assert params["Size"] == "512x512"  # "use style settings" was off
     assert "task(facechain-test)" in progress.finished_tasks and shared.state.history
     assert "4 portraits" in status
@@ -94,7 +162,7 @@ def test_generate_view_reports_errors_instead_of_raising(ctx, host):
     result = handler("task(x)", IDENTITY, [], 2, 512, 512, 10, 7.0, "Euler a", SEED, True, True, 0.7, True, 0, 0.0, False, "", "")
     assert result[0] == [] and "Choose at least one style" in result[-1]
     result = handler("task(y)", "nobody", ["wedding"], 2, 512, 512, 10, 7.0, "Euler a", SEED, True, True, 0.7, True, 0, 0.0, False, "", "")
-    assert "identity_not_found" in result[-1]
+    assert "data-code='identity_not_found'" in result[-1] and "identity_not_found<" not in result[-1]
     assert host.calls == []  # nothing was generated for a request that cannot run
 
 

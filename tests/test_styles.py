@@ -109,7 +109,7 @@ def test_unknown_style_is_style_not_found_with_404():
         ({"negative_prompt": "ugly {identity}"}, "unknown placeholder"),
         ({"prompt": "photo <lora:film:0.5>"}, "style_lora"),
         ({"recommended": {"width": 500}}, "multiple of 8"),
-        ({"recommended": {"steps": 0}}, "recommended.steps"),
+        ({"recommended": {"steps": 0}}, "steps (in recommended) must be at least 1"),
         ({"style_multiplier": 3}, "style_multiplier"),
         ({"preview": "../../etc/passwd.png"}, "preview"),
         ({"style_lora": {}}, "exactly one"),

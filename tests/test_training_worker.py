@@ -86,17 +86,23 @@ def test_training_job_runs_under_the_host_lock_state_and_task(host, tmp_path, pr
 
 
 def test_host_progress_mirrors_into_shared_state_and_interrupt_cancels():
-    from modules import shared
+    from modules import progress, shared
 
     queue, seen = JobQueue(), {}
     gate = threading.Event()
+    clock = iter([100.0, 200.0, 300.0])
 
     def fn(handle):
-        bridge = HostProgress(handle, shared.state)
-        bridge.progress(0, 10, "Training step 0/10")
-        time.sleep(0.05)
+        bridge = HostProgress(handle, shared.state, clock=lambda: next(clock))
+        bridge.progress(0, 1, "Loading 4 training photos")
+        seen["loading_start"] = shared.state.time_start
+        bridge.progress(1, 10, "Training step 1/10, loss 0.2000")  # a new phase: the host's ETA counts from here
+        seen["steps_start"] = shared.state.time_start
         bridge.progress(3, 10, "Training step 3/10, loss 0.1000")
-        seen.update(count=shared.state.job_count, no=shared.state.job_no, text=shared.state.textinfo)
+        seen.update(count=shared.state.job_count, no=shared.state.job_no, text=shared.state.textinfo,
+                    same_phase=shared.state.time_start)
+        progress.start_task("task(train)")
+        seen["bar"] = progress.progressapi(progress.ProgressRequest(id_task="task(train)"))
         seen["before"] = bridge.cancelled
         shared.state.interrupt()  # the host's Interrupt button
         seen["after"] = bridge.cancelled
@@ -107,13 +113,43 @@ def test_host_progress_mirrors_into_shared_state_and_interrupt_cancels():
     job = queue.submit("train", fn)
     _wait(lambda: "after" in seen)
     assert seen["count"] == 10 and seen["no"] == 3
-    assert seen["text"].startswith("Training step 3/10, loss 0.1000, ETA ") and seen["text"].endswith(" s")
+    assert seen["text"] == "Training step 3/10, loss 0.1000"  # no ETA of our own: the host's bar adds its ETA
+    assert (seen["loading_start"], seen["steps_start"], seen["same_phase"]) == (100.0, 200.0, 200.0)
+    assert seen["bar"]["active"] and seen["bar"]["progress"] == pytest.approx(0.3) and seen["bar"]["eta"] is not None
     assert seen["before"] is False and seen["after"] is True
     assert job.cancel_event.is_set()  # the job record knows why it stopped
     gate.set()
     assert queue.wait(job.id, 5).status == "cancelled"
     shared.state.end()
     queue.shutdown(5)
+
+
+def test_validation_portraits_advance_the_host_bar_without_going_back(fake_host, monkeypatch):
+    """Each portrait is one host job inside "snapshot k of n" (the host's process_images calls state.nextjob() after
+    it and its sampler fills sampling_step/sampling_steps): the bar's fraction only grows."""
+    from modules import processing, progress, shared
+
+    fractions = []
+
+    def process_images(p):  # the host's order: sampler steps, then nextjob
+        shared.state.sampling_steps = p.steps
+        for step in range(0, p.steps, 5):
+            shared.state.sampling_step = step
+            fractions.append(progress.progressapi(progress.ProgressRequest(id_task="task(v)"))["progress"])
+        shared.state.nextjob()
+        return processing.Processed(p, gray_images(1), seed=p.seed)
+
+    monkeypatch.setattr(processing, "process_images", process_images, raising=False)
+    shared.state.begin(job="facechain_train")
+    progress.start_task("task(v)")
+    render = training_worker.HostValidationRenderer(steps=20)
+    for snapshot in range(3):
+        shared.state.job_count, shared.state.job_no = 3, snapshot  # what HostProgress sets before each snapshot
+        assert len(render(["a", "b"], [1, 2])) == 2
+        assert (shared.state.job_count, shared.state.job_no) == (3, snapshot)
+    assert len(fractions) == 3 * 2 * 4 and fractions == sorted(fractions)
+    assert fractions[0] == 0.0 and fractions[-1] == pytest.approx((5 + 15 / 20) / 6)
+    shared.state.end()
 
 
 def test_interrupt_stops_training_within_a_step_and_leaves_nothing(host, tmp_path, prepared, tiny_sd):
@@ -134,6 +170,23 @@ def test_interrupt_stops_training_within_a_step_and_leaves_nothing(host, tmp_pat
     assert ctx.identities.get(IDENTITY).loras == []
     assert not call_queue.queue_lock.locked() and shared.state.job == ""
     assert job.extra["host_task_id"] in progress.finished_tasks and progress.current_task is None
+    ctx.jobs.shutdown(5)
+
+
+def test_cancelling_a_running_training_interrupts_its_host_task(host, tmp_path, prepared):
+    """The Train view's Interrupt (cancel_job) also raises the host's interrupt flag for the job's own task, so a
+    sampler running inside the job (validation) stops within a step, as the host's Interrupt button would."""
+    from modules import progress, shared
+
+    ctx = ctx_with_identity(tmp_path, prepared)
+    job = submit_training(ctx, {**FAST, "steps": 3000})
+    _wait(lambda: job.done >= 2 and job.status == "running")
+    assert progress.current_task == job.extra["host_task_id"]
+    record = cancel_job(ctx, job.id)
+    assert shared.state.interrupted is True and record["status"] == "running"  # it stops at its next check
+    at = record["progress"] * 3000
+    finished = ctx.jobs.wait(job.id, 60).to_dict()
+    assert finished["status"] == "cancelled" and job.done <= at + 1
     ctx.jobs.shutdown(5)
 
 

@@ -48,10 +48,12 @@ class Page:
 
     def event(self, handler_name: str, output: Any = None) -> Any:
         fns = self.block.fns.items() if isinstance(self.block.fns, dict) else enumerate(self.block.fns)
-        found = [index for index, fn in fns if getattr(fn.fn, "__name__", "") == handler_name
+        found = [(index, fn.fn) for index, fn in fns if getattr(fn.fn, "__name__", "") == handler_name
                  and (output is None or output._id in [o._id for o in fn.outputs])]
-        assert len(found) == 1, f"{handler_name}: {len(found)} events"
-        return found[0]
+        # one handler may serve several triggers (a click, page load, opening the view): the same function
+        assert found and len({(getattr(fn, "__func__", fn), id(getattr(fn, "__self__", None))) for _, fn in found}) == 1, \
+            f"{handler_name}: {len(found)} events"
+        return found[0][0]
 
     def run(self, handler_name: str, inputs: list[Any], output: Any = None) -> list[Any]:
         result = asyncio.run(self.block.process_api(self.event(handler_name, output), inputs, self.state))
@@ -94,8 +96,8 @@ def test_prepare_show_and_delete_run_through_gradio(ctx, faces_table, edge_table
     assert "Identity <b>obama</b> saved" in message and "3 of 4 photos accepted" in message
     captions = gallery_captions(gallery)
     assert len(captions) == 3 and all("quality" in c for c in captions)
-    assert rejected["headers"] == ["photo", "reason", "code"]
-    assert [row[2] for row in rejected["data"]] == ["no_face"]
+    assert rejected["headers"] == ["photo", "why it was not used"]
+    assert len(rejected["data"]) == 1 and rejected["data"][0][1].startswith("No face found")
     assert choice_values(chosen) == ["obama"] and chosen["value"] == "obama"
     assert table["headers"][0] == "name" and [row[0] for row in table["data"]] == ["obama"]
 
@@ -104,10 +106,13 @@ def test_prepare_show_and_delete_run_through_gradio(ctx, faces_table, edge_table
     if GRADIO4:
         assert Path(best["path"]).is_file()
 
-    message, chosen, table = page.run("delete", ["obama"])
+    message, chosen, table, best, crops, reasons, prepared = page.run("delete", ["obama", "obama"])
     assert "deleted" in message and choice_values(chosen) == []
     assert table["headers"][0] == "name" and all(cell == "" for cell in table["data"][0])  # empty: headers kept
-    assert ctx.identities.list() == []
+    assert ctx.identities.list() == [] and best is None and crops == [] and prepared == ""
+    assert all(cell == "" for cell in reasons["data"][0])  # the deleted identity's report is gone too
+    message, *unchanged = page.run("delete", [None, "obama"])  # the confirmation was declined
+    assert "Nothing was deleted." in message and "facechain-error" not in message
 
 
 def test_lists_refresh_through_gradio(ctx, faces_table, upload_dir):
@@ -116,8 +121,13 @@ def test_lists_refresh_through_gradio(ctx, faces_table, upload_dir):
     photos = [Path(r["file"]) for r in faces_table if r["identity"] == "obama"][:2]
     page.run("prepare", [[file_payload(p, upload_dir, p.name) for p in photos], "twin", "", False])
 
-    identities, styles = page.run("refresh_lists", [])
+    identities, styles, info, cards = page.run("refresh_lists", [None, ["wedding", "gone"]])
     assert "twin" in choice_values(identities)
     assert set(choice_values(styles)) == {s.id for s in ctx.styles.list()} and len(choice_values(styles)) >= 2
-    (train_identities,) = page.run("refresh_identities", [None])
+    assert styles["value"] == ["wedding"]  # a style that no longer exists is unticked
+    names = {s.id: s.name for s in ctx.styles.list()}
+    if not GRADIO4:  # gradio 3 passes the (display name, id) pairs through as they are
+        assert [tuple(c) for c in styles["choices"]] == [(names[i], i) for i in choice_values(styles)]
+    assert "Wedding" in cards
+    train_identities, train_info = page.run("identities", [None])
     assert "twin" in choice_values(train_identities)

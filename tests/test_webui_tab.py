@@ -59,11 +59,37 @@ def test_tab_builds_with_its_views(ctx):
     assert {"facechain_identity_prepare", "facechain_identity_photos", "facechain_identity_delete"} <= elem_ids(block)
     assert {"facechain_tpl_image", "facechain_tpl_run", "facechain_tpl_gallery", "facechain_tpl_face_0"} <= elem_ids(block)
     status = [b.value for b in block.blocks.values() if getattr(b, "elem_id", None) == "facechain_models_status"][0]
-    assert "| dlib | yes |" in status and "| insightface | no |" in status
-    assert "| buffalo_l (face_analysis) | no | Put det_10g.onnx" in status and "non-commercial" in status
+    summary, details = status.split("<details")
+    # one line each: what is present, what a feature needs; long paths and licences only behind the toggle
+    assert "<b>dlib</b></td><td>face analysis</td><td>ready" in summary and "<b>insightface</b>" in summary
+    assert "<b>buffalo_l</b></td><td>the insightface face backend" in summary and "missing (Download below)" in summary
+    assert "/" not in summary.replace("</", "") and "Put det_10g.onnx" in details and "non-commercial" in details
+    # downloads are off by default: the button is disabled and says why, in a neutral note (not a red box)
+    buttons = {b.elem_id: b for b in block.blocks.values() if isinstance(b, gr.Button)}
+    assert buttons["facechain_download_buffalo_l"].interactive is False
+    note = [b.value for b in block.blocks.values() if getattr(b, "elem_id", None) == "facechain_download_buffalo_l_status"][0]
+    assert "Downloads are off" in note and "Settings → FaceChain" in note and "facechain-error" not in note
+    assert "facechain_download_facechain_fact" not in buttons  # manual install only: no button at all
     fns = block.fns.values() if isinstance(block.fns, dict) else block.fns  # gradio 4: {id: BlockFunction}
     handler_names = {getattr(fn.fn, "__name__", "") for fn in fns}
     assert {"prepare", "refresh", "delete", "show", "show_faces", "refresh_template_identities"} <= handler_names
+
+
+def test_download_buttons_follow_the_setting_on_page_load(ctx):
+    from facechain_ext.webui.tab_models import download_state
+
+    button, note = download_state(ctx.settings, "buffalo_l")
+    assert button["interactive"] is False and "Downloads are off" in note
+    ctx.settings = Settings(models_dir=ctx.settings.models_dir, face_backend="dlib", allow_downloads=True)
+    button, note = download_state(ctx.settings, "buffalo_l")
+    assert button["interactive"] is True and "MB" in note and "sha256" in note
+    ctx.settings = Settings(models_dir=ctx.settings.models_dir, allow_downloads=True, offline=True)
+    button, note = download_state(ctx.settings, "buffalo_l")
+    assert button["interactive"] is False and "offline" in note
+    block = tab.build_tab(ctx)
+    loads = [d for d in block.config["dependencies"] if d["trigger"] == "load"]
+    models = [b for b in block.blocks.values() if getattr(b, "elem_id", None) == "facechain_models_status"][0]
+    assert any(models._id in d["outputs"] for d in loads)  # read again on every page load
 
 
 def test_a_broken_or_missing_view_becomes_an_explanation(ctx, monkeypatch):
@@ -114,8 +140,8 @@ def test_prepare_saves_an_identity_and_shows_crops_and_reasons(ctx, uploads):
     identity = ctx.identities.get("obama")
     assert len(gallery) == identity.photo_count >= 2
     assert all(image.size == (512, 512) for image, _ in gallery)
-    assert rejected == [["corrupt_zero_bytes.jpg", rejected[0][1], "unreadable_image"]]
-    assert "corrupt_zero_bytes.jpg" in rejected[0][1]
+    # two columns (photo, reason): no code column, and the reason does not repeat the photo's name
+    assert rejected == [["corrupt_zero_bytes.jpg", "The file is empty."]]
     assert choices["choices"] == ["obama"] and choices["value"] == "obama"
     assert rows[0][:2] == ["obama", identity.photo_count]
 
@@ -123,33 +149,40 @@ def test_prepare_saves_an_identity_and_shows_crops_and_reasons(ctx, uploads):
     assert best is not None and Path(best).is_file() and "obama" in details
 
     message, *_ = handlers.prepare(uploads["obama"][:1], "obama", "", False)
-    assert "<b>name_taken</b>" in message and "Traceback" not in message
+    assert "data-code='name_taken'" in message and "name_taken<" not in message and "Traceback" not in message
 
 
 def test_prepare_failures_are_readable(ctx, uploads):
     handlers = IdentityHandlers(ctx)
     message, gallery, rejected, _, rows = handlers.prepare(uploads["bad"], "nobody", "", False)
-    assert "<b>no_usable_photos</b>" in message and gallery == [] and rows == []
-    assert [(r[0], r[2]) for r in rejected] == [("noface_blank_gray.jpg", "no_face"),
-                                                ("corrupt_zero_bytes.jpg", "unreadable_image")]
-    assert "<b>invalid_request</b>" in handlers.prepare([], "x", "", False)[0]
-    assert "<b>invalid_name</b>" in handlers.prepare(uploads["obama"][:1], "  ", "", False)[0]
-    assert "<b>invalid_name</b>" in handlers.prepare(uploads["obama"][:1], "bad name!", "", False)[0]
+    assert "None of the 2 photos can be used for training" in message and gallery == [] and rows == []
+    assert [r[0] for r in rejected] == ["noface_blank_gray.jpg", "corrupt_zero_bytes.jpg"]
+    assert rejected[0][1].startswith("No face found") and rejected[1][1] == "The file is empty."
+    assert "data-code='invalid_request'" in handlers.prepare([], "x", "", False)[0]
+    assert "data-code='invalid_name'" in handlers.prepare(uploads["obama"][:1], "  ", "", False)[0]
+    assert "data-code='invalid_name'" in handlers.prepare(uploads["obama"][:1], "bad name!", "", False)[0]
 
     def broken(backend=None):
         raise RuntimeError("model file vanished")
 
     ctx.analyzer = broken
     message = handlers.prepare(uploads["obama"][:1], "x", "", False)[0]
-    assert "Internal error: RuntimeError: model file vanished" in message
+    assert "Something went wrong inside FaceChain (RuntimeError: model file vanished)" in message
 
 
-def test_delete_needs_a_choice_and_removes_the_identity(ctx, uploads):
+def test_delete_needs_a_choice_and_leaves_nothing_of_the_identity_on_screen(ctx, uploads):
     handlers = IdentityHandlers(ctx)
-    handlers.prepare(uploads["obama"][:2], "twin", "a man", False)
-    assert ctx.identities.get("twin").phrase == "a man"
-    message, choices, rows = handlers.delete(None)  # nothing chosen, or the JS confirmation was declined
-    assert "Nothing deleted" in message and choices["choices"] == ["twin"]
-    message, choices, rows = handlers.delete("twin")
-    assert "deleted" in message and choices["choices"] == [] and rows == []
-    assert "<b>identity_not_found</b>" in handlers.delete("twin")[0]
+    message, gallery, rejected, _, _ = handlers.prepare(uploads["obama"][:2], "twin", "a man", False)
+    assert ctx.identities.get("twin").phrase == "a man" and gallery
+    details, *unchanged = handlers.delete(None, "twin")  # nothing chosen, or the JS confirmation was declined
+    assert "Nothing was deleted." in details and "facechain-error" not in details
+    assert all(value == gr.update() for value in unchanged)
+    details, choices, rows, best, crops, reasons, prepared = handlers.delete("twin", "twin")
+    assert "deleted" in details and choices["choices"] == [] and rows == []
+    assert (best, crops, reasons, prepared) == (None, [], [], "")  # the deleted identity's crops and report are gone
+    details, *_ = handlers.delete("twin", "other")
+    assert "data-code='identity_not_found'" in details
+    handlers.prepare(uploads["obama"][:2], "keep", "", False)
+    handlers.prepare(uploads["obama"][:2], "gone", "", False)
+    *_, crops, reasons, prepared = handlers.delete("gone", "keep")  # the view shows another preparation: kept
+    assert (crops, reasons, prepared) == (gr.update(), gr.update(), gr.update())

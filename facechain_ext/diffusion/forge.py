@@ -48,8 +48,7 @@ def _unet_patcher(sd_model: Any) -> Any:
     objects = getattr(sd_model, "forge_objects_original", None) or getattr(sd_model, "forge_objects", None)
     patcher = getattr(objects, "unet", None)
     if not hasattr(getattr(patcher, "model", None), "diffusion_model"):
-        raise FaceChainError("unsupported_model", "The loaded Forge model has no UNet (forge_objects.unet.model."
-                             "diffusion_model); load an SD1.5 checkpoint.")
+        raise FaceChainError("unsupported_model", "The loaded Forge model has no UNet; load an SD1.5 checkpoint.")
     return patcher
 
 

@@ -43,14 +43,14 @@ def as_rgb_array(image: ImageLike, name: str = "image") -> np.ndarray:
         return np.ascontiguousarray(np.asarray(to_rgb(image), dtype=np.uint8))
     if not isinstance(image, np.ndarray):
         raise FaceChainError(
-            "invalid_request", f"{name}: expected a PIL image or an RGB uint8 array, got {type(image).__name__}."
+            "invalid_request", f"{name}: expected an image or an RGB uint8 array, got {type(image).__name__}."
         )
     if image.dtype != np.uint8:
         raise FaceChainError("invalid_request", f"{name}: expected uint8 pixels, got {image.dtype}.", path=name)
     if image.ndim == 2:
         image = np.repeat(image[:, :, None], 3, axis=2)
     elif image.ndim == 3 and image.shape[2] == 4:
-        raise FaceChainError("invalid_request", f"{name}: RGBA arrays are ambiguous; load the image with imaging.load_image.")
+        raise FaceChainError("invalid_request", f"{name}: an RGBA array is ambiguous; load the image file instead.")
     if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
         raise FaceChainError("invalid_request", f"{name}: expected an (H, W, 3) array, got shape {image.shape}.", path=name)
     return np.ascontiguousarray(image)

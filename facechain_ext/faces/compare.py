@@ -64,7 +64,7 @@ def compare_photos(
     Scores are cosine similarities to the mean embedding of the usable reference photos.
     """
     if top_k is not None and top_k < 1:
-        raise FaceChainError("invalid_request", "top_k: must be at least 1 (or omitted).", field="top_k")
+        raise FaceChainError("invalid_request", "The top_k value must be at least 1 (or left out).", field="top_k")
     errors: list[dict[str, Any]] = []
     usable = [e for e in _embed_each(analyzer, references, "reference", errors) if e is not None]
     if not usable:

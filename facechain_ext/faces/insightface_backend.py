@@ -47,7 +47,7 @@ def choose_providers(available: Sequence[str]) -> list[str]:
             return [provider, *fallback]
     if names:  # an unusual custom build: take what it offers
         return [names[0]]
-    raise FaceChainError("backend_unavailable", "onnxruntime reports no execution provider.", backend="insightface")
+    raise FaceChainError("backend_unavailable", "The ONNX runtime offers no way to run models here (no execution provider); reinstall onnxruntime.", backend="insightface")
 
 
 @dataclass

@@ -166,5 +166,5 @@ def _default_backend() -> FusionBackend:
 def _checked_strength(strength: float) -> float:
     value = float(strength)
     if not 0.0 <= value <= 1.0:
-        raise FaceChainError("invalid_request", f"strength: {strength} is outside 0..1.", field="strength", value=strength)
+        raise FaceChainError("invalid_request", f"The fusion strength {strength} is outside 0 to 1.", field="strength", value=strength)
     return value

@@ -87,7 +87,7 @@ class InswapperFusion:
         from insightface.model_zoo.inswapper import INSwapper
 
         if not self.model_path.is_file():
-            raise FaceChainError("model_missing", f"inswapper model not found at {self.model_path}.", path=str(self.model_path))
+            raise FaceChainError("model_missing", f"The inswapper model is not at {self.model_path}.", path=str(self.model_path))
         try:
             session = onnxruntime.InferenceSession(str(self.model_path), providers=providers or ["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types for a bad file

@@ -38,7 +38,7 @@ def checked_visibility(visibility: float) -> float:
     value = float(visibility)
     if not 0.0 <= value <= 1.0:
         raise FaceChainError(
-            "invalid_request", f"restore_visibility: {visibility} is outside 0..1.", field="restore_visibility", value=visibility
+            "invalid_request", f"The restore visibility {visibility} is outside 0 to 1.", field="restore_visibility", value=visibility
         )
     return value
 

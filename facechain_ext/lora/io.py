@@ -95,6 +95,6 @@ def load_lora(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[st
             metadata = dict(handle.metadata() or {})
             state = {key: handle.get_tensor(key) for key in handle.keys()}
     except Exception as exc:  # noqa: BLE001 - any parse failure means the same thing to the user
-        raise FaceChainError("lora_unreadable", f"LoRA file '{source.name}' is not a readable safetensors file: {exc}",
+        raise FaceChainError("lora_unreadable", f"LoRA file '{source.name}' is not a readable safetensors file ({exc}).",
                              path=str(source)) from exc
     return state, metadata

@@ -47,7 +47,7 @@ def _check_items(items: Sequence[tuple[Image.Image, str]]) -> None:
         raise FaceChainError("no_usable_photos", "There are no training photos: prepare the identity first.")
     for index, item in enumerate(items):
         if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], Image.Image) and isinstance(item[1], str)):
-            raise FaceChainError("invalid_request", f"Training item {index} must be (PIL image, caption).", index=index)
+            raise FaceChainError("invalid_request", f"Training item {index} must be an (image, caption) pair.", index=index)
 
 
 def prepare_data(model, items: Sequence[tuple[Image.Image, str]], config: TrainConfig) -> TrainingData:

@@ -176,13 +176,21 @@ def reject_strangers(results: list[PhotoResult], candidates: list[Candidate], th
     candidates[:] = [c for c in candidates if c.index not in strangers]
 
 
+# rejection code -> how many photos had it, in words, for the no_usable_photos summary ("2 without a face, 1 unreadable")
+REJECTION_WORDS = {
+    "no_face": "without a face", "multiple_faces": "with several faces", "face_too_small": "with too small a face",
+    "duplicate": "duplicate", "different_person": "of a different person", "unreadable_image": "unreadable",
+    "image_too_large": "too large", "unsupported_format": "in an unsupported format",
+}
+
+
 def finish_report(results: list[PhotoResult], backend: str, options: PrepOptions) -> PreparationReport:
     accepted = [r for r in results if r.accepted]
     if not accepted:
         counts: dict[str, int] = {}
         for r in results:
             counts[r.code or "?"] = counts.get(r.code or "?", 0) + 1
-        summary = ", ".join(f"{n} {code}" for code, n in sorted(counts.items()))
+        summary = ", ".join(f"{n} {REJECTION_WORDS.get(code, code.replace('_', ' '))}" for code, n in sorted(counts.items()))
         raise FaceChainError(
             "no_usable_photos",
             f"None of the {len(results)} photos can be used for training ({summary}). " + " ".join(r.message for r in results),

@@ -38,7 +38,7 @@ class FacePass:
 def plan_passes(args: TemplateArgs, faces: Sequence[TemplateFace]) -> list[FacePass]:
     """Validated passes, left to right by template face; FaceChainError naming the offending `faces[i]`."""
     if not args.faces:
-        raise FaceChainError("invalid_request", "faces: choose at least one face of the template to replace.", field="faces")
+        raise FaceChainError("invalid_request", "Choose at least one face of the template to replace.", field="faces")
     seen: dict[int, int] = {}
     for position, choice in enumerate(args.faces):
         where = f"faces[{position}]"

@@ -71,9 +71,9 @@ class GenerateRoutes:
         from .host_processing import run_txt2img
 
         fields = dump_model(req)
-        args = parse_args(fields.pop("facechain"), what="facechain")
+        args = parse_args(fields.pop("facechain"), what="The facechain object")
         if not args.enabled:
-            raise FaceChainError("invalid_request", "facechain.enabled is false: use /sdapi/v1/txt2img for plain generation.")
+            raise FaceChainError("invalid_request", "FaceChain is switched off in this request (enabled is false); use /sdapi/v1/txt2img for plain generation.")
         send_images, save_images = fields.pop("send_images"), fields.pop("save_images")
         pose_data = fields.pop("pose_image", None)
         pose = decode_base64_image(pose_data, "pose_image") if pose_data else None
@@ -102,8 +102,8 @@ class GenerateRoutes:
         reference_image, reference_embedding = self._reference(req, analyzer)
         faces = analyzer.find_faces(target, embed=True).faces  # the orientation policy of every surface
         if not faces:
-            raise FaceChainError("no_face", "target: no face found in the image (also tried it turned by 90, 180 and "
-                                 "270 degrees), so there is nothing to fuse.", input="target")
+            raise FaceChainError("no_face", "No face was found in the target image (also tried it turned by 90, 180 "
+                                 "and 270 degrees), so there is nothing to fuse.", input="target")
         before = cosine_similarity(faces[0].embedding, reference_embedding)
         backend = create_fusion_backend(self.ctx.settings, analyzer, req.backend)
         restore, note = _restorer_for(req, backend.name)
@@ -126,7 +126,7 @@ class GenerateRoutes:
 
         ref = req.reference
         if (ref.identity is None) == (not ref.images):
-            raise FaceChainError("invalid_request", "reference: give exactly one of 'identity' or 'images'.", field="reference")
+            raise FaceChainError("invalid_request", "The reference needs exactly one of 'identity' or 'images'.", field="reference")
         if ref.identity is not None:
             identity = self.ctx.identities.get(ref.identity)
             if identity.best_photo_path is None:
@@ -135,7 +135,7 @@ class GenerateRoutes:
             return image, self.ctx.identities.reference_embedding(ref.identity, analyzer)
         images = list(ref.images or [])
         if len(images) > MAX_REFERENCE_IMAGES:
-            raise FaceChainError("invalid_request", f"reference.images: at most {MAX_REFERENCE_IMAGES} images.", field="reference.images")
+            raise FaceChainError("invalid_request", f"The reference has too many images: at most {MAX_REFERENCE_IMAGES}.", field="reference.images")
         decoded, embeddings = [], []
         for i, data in enumerate(images):
             name = f"reference.images[{i}]"

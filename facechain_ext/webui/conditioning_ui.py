@@ -4,12 +4,14 @@ LoRA + FACT / auto), FACT scale and the photos that feed FACT, plus a line sayin
 Values map 1:1 onto `FaceChainArgs.conditioning`, `fact_scale`, `fact_photo_count`, `fact_photos` (the ARG_NAMES
 order). The photo list is the identity's accepted photos, best quality first (their quality scores come from the
 identity's preparation report, facechain_ext/fact/faceinput.py `identity_photos`); leaving it empty means "the N
-best by quality".
+best by quality". The dropdown shows "name (quality 0.91)" labels as its values (gradio 3.41's Dropdown has no
+(label, value) pairs); `photo_names` turns them back into the photo names the arguments carry.
 """
 
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -48,6 +50,25 @@ def fact_photo_choices(ctx: FaceChainContext, name: Optional[str]) -> list[tuple
     except (FaceChainError, OSError):
         return []
     return [(f"{photo.name} (quality {format_number(photo.score)})", photo.name) for photo in photos]
+
+
+QUALITY_SUFFIX = re.compile(r" \(quality [^()]*\)$")
+
+
+def photo_labels(ctx: FaceChainContext, name: Optional[str]) -> list[str]:
+    """The dropdown's choices for identity `name`: "photo name (quality 0.91)", best quality first."""
+    return [label for label, _ in fact_photo_choices(ctx, name)]
+
+
+def photo_names(values: Any) -> list[str]:
+    """Photo names from the dropdown's values (labels) or from names as such (API, pasted infotext)."""
+    return [QUALITY_SUFFIX.sub("", str(value)) for value in (values or []) if str(value).strip()]
+
+
+def labels_for(ctx: FaceChainContext, identity: Optional[str], names: Any) -> list[str]:
+    """The dropdown values for these photo names of `identity` (a name it does not have stays as it is)."""
+    by_name = {value: label for label, value in fact_photo_choices(ctx, identity)}
+    return [by_name.get(name, name) for name in photo_names(names)]
 
 
 def likeness_note(ctx: FaceChainContext, name: Optional[str]) -> str:
@@ -93,22 +114,26 @@ def build_conditioning_controls(ctx: FaceChainContext, identity: Any, eid: Calla
     note = gr.HTML("", elem_id=eid("likeness_note"))
 
     def follow_identity(name: Any, chosen: Any) -> tuple[Any, str]:
-        choices = fact_photo_choices(ctx, name)
-        names = {value for _, value in choices}
-        kept = [photo for photo in (chosen or []) if photo in names]  # a pasted choice survives the identity change
-        return gr.update(choices=choices, value=kept), likeness_note(ctx, name)
+        labels = photo_labels(ctx, name)
+        kept = [label for label in labels_for(ctx, name, chosen) if label in labels]  # a pasted choice survives
+        return gr.update(choices=labels, value=kept), likeness_note(ctx, name)
 
     identity.change(fn=follow_identity, inputs=[identity, photos], outputs=[photos, note])
     return ConditioningControls(conditioning, fact_scale, count, photos, note)
 
 
-def conditioning_infotext_fields(controls: ConditioningControls, reader: Callable[[Callable], Any]) -> list[tuple]:
+def conditioning_infotext_fields(controls: ConditioningControls, reader: Callable[[Callable], Any],
+                                 ctx: Optional[FaceChainContext] = None) -> list[tuple]:
     """infotext_fields entries restoring the controls; `reader(fn)` wraps fn(FaceChainArgs) -> value (script_ui)."""
     import gradio as gr
+
+    def photos(args: Any) -> Any:
+        names = list(args.fact_photos or [])
+        return gr.update(value=labels_for(ctx, args.identity, names) if ctx is not None else names)
 
     return [
         (controls.conditioning, reader(lambda a: a.conditioning)),
         (controls.fact_scale, reader(lambda a: a.fact_scale)),
         (controls.fact_photo_count, reader(lambda a: a.fact_photo_count)),
-        (controls.fact_photos, reader(lambda a: gr.update(value=list(a.fact_photos or [])))),
+        (controls.fact_photos, reader(photos)),
     ]

@@ -46,6 +46,21 @@ def drop_queued_host_task(task_id: str, *, finish: bool = False) -> None:
         progress.finish_task(task_id)
 
 
+def interrupt_host_task(task_id: Optional[str], *, skip: bool = False) -> bool:
+    """The host's Interrupt (or Skip) for one task: `shared.state.interrupt()` / `skip()`, as the host's buttons call
+    (modules/ui_toprow.py), but only while `task_id` is the host's current task (modules/progress.py
+    `current_task`), so a FaceChain button never stops someone else's generation. True when it was sent."""
+    from modules import progress, shared
+
+    if not is_host_task_id(task_id) or getattr(progress, "current_task", None) != task_id:
+        return False
+    if skip:
+        shared.state.skip()
+    else:
+        shared.state.interrupt()
+    return True
+
+
 @contextlib.contextmanager
 def host_task(name: str, task_id: Optional[str], *, take_lock: bool = True, queued: bool = False) -> Iterator[None]:
     """Queue lock + `shared.state` + task registry around the body.

@@ -39,7 +39,7 @@ from ..prompts import build_negative, build_prompt
 from ..schemas import FaceChainArgs, args_from_script_args
 from . import fact_hook
 from .face_restore import host_face_restorer
-from .script_ui import build_script_ui
+from .script_ui import args_with_ids, build_script_ui
 
 log = logging.getLogger("facechain")
 RUNTIME_ATTR = "_facechain_runtime"
@@ -83,7 +83,7 @@ class FaceChainScript(scripts.Script):
             delattr(p, RUNTIME_ATTR)
         fact_hook.reset(self.context())  # a FACT hook left by a generation that raised or was interrupted
         try:
-            args = args_from_script_args(script_args)
+            args = args_with_ids(self.context(), args_from_script_args(script_args))  # the accordion shows names
             if not args.enabled:
                 return
             state = resolve_generation(self.context(), args, model_family(getattr(p, "sd_model", None)))

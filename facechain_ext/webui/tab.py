@@ -1,5 +1,5 @@
-"""The FaceChain tab: a status line about missing dependencies, the models (with Download buttons), then the
-Identities, Train and Generate views.
+"""The FaceChain tab: a status line about missing dependencies, the models (with Download buttons, `tab_models`), then
+the Identities, Train and Generate views.
 
 Each view is a module with `build(ctx) -> gr.Blocks`, imported only here, when the host builds its UI. A view that
 is missing or fails to build is replaced by a Markdown note saying why, so the tab always appears (a top
@@ -8,14 +8,14 @@ complaint about FaceChain's own plugin was a tab that vanished or blocked start-
 
 from __future__ import annotations
 
-import html
 import importlib
 import importlib.util
 import logging
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import gradio as gr
+
+from .tab_models import ModelDownloads, build_models  # noqa: F401 - ModelDownloads: the handler's old home
 
 log = logging.getLogger("facechain")
 
@@ -67,110 +67,6 @@ def _backend_problems(settings: Any) -> list[str]:
     return [f"**No face backend is available** ({reasons})."]
 
 
-def models_markdown(settings: Any) -> str:
-    """Where each face backend and optional model stands, with the fix for what is missing (file system only)."""
-    from ..faces import backend_status
-    from ..models import model_status
-
-    lines = ["| backend | available | where / why |", "|---|---|---|"]
-    for name, entry in backend_status(settings).items():
-        lines.append(f"| {name} | {'yes' if entry['available'] else 'no'} | {entry['reason'] or entry['path']} |")
-    lines += ["", "| model | present | where / how to get it | licence |", "|---|---|---|---|"]
-    for model in model_status(settings):
-        installed = ", ".join(str(f.get("installed_as") or f["name"]) for f in model["files"])
-        where = f"{model['path']} ({installed})" if model["present"] else model["hint"]
-        lines.append(f"| {model['name']} ({model['kind']}) | {'yes' if model['present'] else 'no'} | {where} | "
-                     f"{model['licence']} |")
-    lines.append("\nFaceChain never downloads at start-up; put missing files where the table says, or use a Download "
-                 "button below (it needs Settings -> FaceChain -> \"Allow FaceChain to download optional models\").")
-    return "\n".join(line.replace("\r", " ") for line in lines)
-
-
-def _safe_models_markdown(settings: Any) -> str:
-    try:
-        return models_markdown(settings)
-    except Exception as exc:  # noqa: BLE001 - the status table must not take the tab down
-        log.exception("FaceChain: model status failed")
-        return f"Could not check the models ({type(exc).__name__}: {exc})."
-
-
-class ModelDownloads:
-    """The Download buttons' handler: queue the job, then stream its progress until it ends (a generator: gradio
-    shows every yielded value, so no timer or JS is needed). Refusals (consent, manual-only) are shown at once."""
-
-    def __init__(self, ctx: Any, *, poll_s: float = 0.5) -> None:
-        self.ctx = ctx
-        self.poll_s = poll_s
-
-    def download(self, name: str) -> Iterator[str]:
-        from ..downloads import submit_download
-        from ..errors import FaceChainError
-
-        try:
-            job = submit_download(self.ctx, name)
-        except FaceChainError as err:
-            yield download_error_html(err.code, err.message)
-            return
-        while True:
-            record = self.ctx.jobs.snapshot(job.id)
-            yield download_html(record)
-            if record["status"] in ("done", "failed", "cancelled"):
-                return
-            job.finished_event.wait(self.poll_s)
-
-
-def download_error_html(code: str, message: str) -> str:
-    return f"<div class='facechain-error'><b>{html.escape(code)}</b>: {html.escape(message)}</div>"
-
-
-def download_html(record: dict) -> str:
-    """One job record as a status line (pure: tested without gradio)."""
-    line = f"<p><b>{html.escape(record['status'])}</b> · {record['progress'] * 100:.0f}%"
-    if record.get("eta_s") is not None:
-        line += f" · ETA {record['eta_s']:.0f} s"
-    line += f" · {html.escape(record.get('textinfo') or '')}</p>"
-    if record.get("error"):
-        line += download_error_html(record["error"]["code"], record["error"]["message"])
-    return line
-
-
-def download_rows(ctx: Any) -> None:
-    """One row per manifest model: what it is, why a download is unavailable (if so), a Download button."""
-    from ..models import model_status
-
-    handlers = ModelDownloads(ctx)
-    for model in model_status(ctx.settings):
-        name = model["name"]
-        if model["downloadable"]:
-            size = model["download_size"]
-            note = f"downloads {size / 1e6:.0f} MB, verified by sha256" if size else "verified download"
-            if model["download_blocked"]:
-                note += f" (now refused: {model['download_blocked']})"
-        else:
-            note = model["download_blocked"] or "manual install only"
-        with gr.Row():
-            gr.Markdown(f"**{name}**: {'present' if model['present'] else 'missing'}; {note}")
-            button = gr.Button(f"Download {name}", interactive=model["downloadable"],
-                               elem_id=f"facechain_download_{name}")
-            output = gr.HTML(elem_id=f"facechain_download_{name}_status")
-        button.click(fn=_download_runner(handlers, name), inputs=[], outputs=[output])
-
-
-def _download_runner(handlers: ModelDownloads, name: str) -> Callable[[], Iterator[str]]:
-    def download_model() -> Iterator[str]:  # a generator function: gradio streams its values
-        yield from handlers.download(name)
-
-    return download_model
-
-
-def _safe_download_rows(ctx: Any) -> None:
-    try:
-        download_rows(ctx)
-    except Exception as exc:  # noqa: BLE001 - the download buttons must not take the tab down
-        log.exception("FaceChain: the model download buttons could not be built")
-        gr.Markdown(f"Model downloads are unavailable ({type(exc).__name__}: {exc}).")
-
-
 def build_tab(ctx: Any, send_to: Any = None) -> gr.Blocks:
     """The tab; `send_to` (webui/send_to.py) gets the Templates view's image for the host galleries' buttons."""
     with gr.Blocks(analytics_enabled=False) as tab:
@@ -178,9 +74,8 @@ def build_tab(ctx: Any, send_to: Any = None) -> gr.Blocks:
         if problems:
             gr.Markdown("### Some FaceChain features are unavailable\n" + "\n".join(f"- {p}" for p in problems),
                         elem_id="facechain_dependency_status")
-        with gr.Accordion("Models and face backends", open=False):
-            gr.Markdown(_safe_models_markdown(ctx.settings), elem_id="facechain_models_status")
-            _safe_download_rows(ctx)
+        with gr.Accordion("Models and face backends", open=False, elem_id="facechain_models"):
+            build_models(ctx)
         with gr.Tabs(elem_id="facechain_views"):
             for title, module, elem_id in VIEWS:
                 with gr.Tab(title, elem_id=elem_id):

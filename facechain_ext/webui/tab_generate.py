@@ -17,12 +17,22 @@ import gradio as gr
 
 from ..context import FaceChainContext
 from ..errors import FaceChainError
+from ..modelcompat import field_bounds
 from ..prompts import format_number
-from ..schemas import RESTORE_CHOICES, args_to_dict, parse_args
+from ..schemas import RESTORE_CHOICES, FaceChainTxt2ImgRequest, FusionArgs, RankingArgs, args_to_dict, parse_args
 from ..styles import apply_recommended
-from .conditioning_ui import build_conditioning_controls
+from .conditioning_ui import build_conditioning_controls, photo_names
 from .host import js_kwargs
 from .settings import ui_default
+from .tab_common import (
+    choices_update,
+    error_html,
+    message_html,
+    on_view_open,
+    refresh_button,
+    run_buttons,
+    wire_stop_buttons,
+)
 
 JS_SUBMIT = "facechain_generate_submit"
 FALLBACK_SAMPLERS = ["DPM++ 2M", "Euler a", "Euler", "DDIM"]
@@ -133,9 +143,10 @@ def generate_portraits(ctx: FaceChainContext, options: GenerateOptions) -> tuple
     return results, "\n".join(comments)
 
 
-def caption(result: PortraitResult) -> str:
+def caption(result: PortraitResult, style_name: Optional[str] = None) -> str:
+    """The gallery caption: the style's display name (its id only if it has none) and the similarity."""
     score = "no face" if result.score is None else f"similarity {format_number(result.score)}"
-    return f"{result.style} · {score}"
+    return f"{style_name or result.style} · {score}"
 
 
 INTRO = (
@@ -143,7 +154,8 @@ INTRO = (
     "is one txt2img job with the identity's newest LoRA, or with FACT (the train-free face adapter) for an identity "
     "without one; faces are fused with the identity's best photo and the portraits sorted by similarity."
 )
-NO_IDENTITY = "No identity yet: prepare one in the Identities view, then press <i>Refresh lists</i>."
+NO_IDENTITY = "No identity yet: prepare one in the Identities view first."
+PREFIX = "facechain_gen"
 
 
 def identity_html(ctx: FaceChainContext, name: Optional[str]) -> str:
@@ -151,18 +163,23 @@ def identity_html(ctx: FaceChainContext, name: Optional[str]) -> str:
     from .script_ui import identity_choices
 
     if not name:
-        return "" if identity_choices(ctx) else f"<p class='facechain-note'>{NO_IDENTITY}</p>"
+        return "" if identity_choices(ctx) else message_html(NO_IDENTITY, kind="note")
     try:
         identity = ctx.identities.get(name)
     except FaceChainError as err:
-        return f"<div class='facechain-error'><b>{html.escape(err.code)}</b>: {html.escape(err.message)}</div>"
+        return error_html(err)
     loras = identity.loras or []
-    if not loras:  # the likeness line below says whether FACT stands in, or which file it lacks
-        return (f"<p class='facechain-note'><b>{html.escape(identity.name)}</b> has no LoRA yet: train one in the "
-                "Train view, or let FACT (train-free) give the likeness.</p>")
+    if not loras:
+        return message_html(f"<b>{html.escape(identity.name)}</b> has no LoRA yet: train one in the Train view, or let "
+                            "FACT (train-free) give the likeness.", kind="note")  # the likeness line says more
     newest = max(loras, key=lambda record: str(record.get("created", "")))
-    return (f"<p class='facechain-note'><b>{html.escape(identity.name)}</b>: LoRA "
-            f"<code>{html.escape(str(newest.get('name', '')))}</code> ({len(loras)} trained).</p>")
+    return message_html(f"<b>{html.escape(identity.name)}</b>: LoRA <code>{html.escape(str(newest.get('name', '')))}"
+                        f"</code> ({len(loras)} trained).", kind="note")
+
+
+def style_choices(ctx: FaceChainContext) -> list[tuple[str, str]]:
+    """(display name, id) pairs: people read names, the API and infotext keep ids."""
+    return [(s.name, s.id) for s in ctx.styles.list()]
 
 
 def build(ctx: FaceChainContext) -> None:
@@ -171,64 +188,78 @@ def build(ctx: FaceChainContext) -> None:
 
     styles = ctx.styles.list()
     gr.Markdown(INTRO)
-    with gr.Row():
-        with gr.Column(scale=1):
-            with gr.Row(equal_height=False):
-                identity = gr.Dropdown(label="Identity", choices=identity_choices(ctx), value=None, scale=3,
-                                       elem_id="facechain_gen_identity")
-                refresh = gr.Button("Refresh lists", size="sm", scale=1, min_width=120, elem_id="facechain_gen_refresh")
-            identity_info = gr.HTML(identity_html(ctx, None), elem_id="facechain_gen_identity_info")
-            likeness = build_conditioning_controls(ctx, identity, lambda name: f"facechain_gen_{name}")
-            style_box = gr.CheckboxGroup(label="Styles", choices=[(s.name, s.id) for s in styles],
-                                         value=[styles[0].id] if styles else [], elem_id="facechain_gen_styles")
-            with gr.Accordion("What each style looks like", open=False):
-                gr.HTML(styles_html(ctx), elem_id="facechain_gen_style_cards")
-            prompt = gr.Textbox(label="Extra prompt (optional)", lines=2, elem_id="facechain_gen_prompt")
-            negative = gr.Textbox(label="Extra negative prompt (optional)", lines=2, elem_id="facechain_gen_negative")
-            pose = gr.Image(label="Pose (optional): an openpose skeleton, or a photo if ControlNet has its preprocessor",
-                            type="pil", elem_id="facechain_gen_pose")
+    with gr.Row(equal_height=False, elem_id=f"{PREFIX}_columns"):
+        with gr.Column(scale=1, min_width=300):
             with gr.Row():
-                per_style = gr.Slider(1, 8, value=4, step=1, label="Images per style")
-                seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)")
+                identity = gr.Dropdown(label="Identity", choices=identity_choices(ctx), value=None,
+                                       elem_id=f"{PREFIX}_identity")
+                refresh = refresh_button(f"{PREFIX}_refresh", "Identities and styles: refresh")
+            identity_info = gr.HTML(identity_html(ctx, None), elem_id=f"{PREFIX}_identity_info")
+            likeness = build_conditioning_controls(ctx, identity, lambda name: f"{PREFIX}_{name}")
+            style_box = gr.CheckboxGroup(label="Styles", choices=style_choices(ctx),
+                                         value=[styles[0].id] if styles else [], elem_id=f"{PREFIX}_styles")
+            with gr.Accordion("What each style looks like", open=False):
+                style_cards = gr.HTML(styles_html(ctx), elem_id=f"{PREFIX}_style_cards")
+            prompt = gr.Textbox(label="Extra prompt (optional)", lines=2, elem_id=f"{PREFIX}_prompt")
+            negative = gr.Textbox(label="Extra negative prompt (optional)", lines=2, elem_id=f"{PREFIX}_negative")
+            pose = gr.Image(label="Pose (optional): an openpose skeleton, or a photo if ControlNet has its preprocessor",
+                            type="pil", elem_id=f"{PREFIX}_pose")
+            low, high = field_bounds(FaceChainTxt2ImgRequest, "batch_size")
+            per_style = gr.Slider(low, high, value=min(4, high), step=1, label="Images per style")
+            seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)")
             use_style, width, height, steps, cfg, sampler = _sampling_controls()
             fusion_on, strength, ranking_on, top_k, min_score, drop, *restoration = _fusion_controls()
-            task_id = gr.Textbox(visible=False, elem_id="facechain_gen_task_id")
-        with gr.Column(scale=2, elem_id="facechain_gen_results"):
-            run = gr.Button("Generate", variant="primary", elem_id="facechain_gen_run")
-            status = gr.HTML(elem_id="facechain_gen_status")
-            gallery = gr.Gallery(label="Portraits (best similarity first)", elem_id="facechain_gen_gallery", columns=4,
-                                 height=520, object_fit="contain")
-            selected_info = gr.Textbox(label="Parameters of the selected image", lines=4, interactive=False,
-                                       elem_id="facechain_gen_selected_info")
-            infotexts = gr.State([])
-            _send_to_buttons(gallery, selected_info)
+            task_id = gr.Textbox(visible=False, elem_id=f"{PREFIX}_task_id")
+        with gr.Column(scale=1, min_width=320, elem_id=f"{PREFIX}_results"):
+            buttons = run_buttons(PREFIX, "Generate", skip=True)
+            with gr.Column(elem_id=f"{PREFIX}_results_panel", elem_classes=["facechain-results-panel"]):
+                with gr.Group(elem_id=f"{PREFIX}_gallery_container"):
+                    gallery = gr.Gallery(label="Portraits (best similarity first)", elem_id=f"{PREFIX}_gallery",
+                                         columns=4, height=520, object_fit="contain", preview=True)
+                selected_info = gr.Textbox(label="Parameters of the selected image", lines=4, interactive=False,
+                                           elem_id=f"{PREFIX}_selected_info", render=False)
+                _send_to_buttons(gallery, selected_info)  # under the gallery, as the host's output panel has them
+                status = gr.HTML(elem_id=f"{PREFIX}_status")
+                selected_info.render()
+                infotexts = gr.State([])
 
     inputs = [task_id, identity, style_box, per_style, width, height, steps, cfg, sampler, seed, use_style,
               fusion_on, strength, ranking_on, top_k, min_score, drop, prompt, negative, *restoration,
               *likeness.values, pose]
-    run.click(fn=_wrapped_handler(ctx), inputs=inputs, outputs=[gallery, infotexts, selected_info, status], **js_kwargs(JS_SUBMIT))
+    # no gradio spinner over the outputs: the host's progress bar is the progress (as txt2img's Generate)
+    buttons.run.click(fn=_wrapped_handler(ctx), inputs=inputs, outputs=[gallery, infotexts, selected_info, status],
+                      show_progress="hidden", **js_kwargs(JS_SUBMIT))
+    wire_stop_buttons(buttons, PREFIX, task_id)
     gallery.select(fn=_select_info, inputs=[infotexts], outputs=[selected_info])
-    identity.change(fn=lambda name: identity_html(ctx, name), inputs=[identity], outputs=[identity_info])
+    identity.change(fn=lambda name: identity_html(ctx, name), inputs=[identity], outputs=[identity_info],
+                    show_progress="hidden")
 
-    def refresh_lists() -> tuple[Any, Any]:
+    def refresh_lists(current_identity: Optional[str], current_styles: list) -> tuple[Any, Any, str, str]:
+        """Identities and styles as they are now (page load, view opened, 🔄), with their notes."""
         ctx.styles.reload()
-        return (gr.update(choices=identity_choices(ctx)),
-                gr.update(choices=[(s.name, s.id) for s in ctx.styles.list()]))
+        people = choices_update(identity_choices(ctx), current_identity)
+        return (people, choices_update(style_choices(ctx), current_styles or []),
+                identity_html(ctx, people["value"]), styles_html(ctx))
 
-    refresh.click(fn=refresh_lists, inputs=[], outputs=[identity, style_box]).then(
-        fn=lambda name: identity_html(ctx, name), inputs=[identity], outputs=[identity_info])
+    lists = dict(fn=refresh_lists, inputs=[identity, style_box], outputs=[identity, style_box, identity_info, style_cards])
+    refresh.click(**lists)
+    on_view_open(**lists)
 
 
 def _sampling_controls() -> tuple[Any, ...]:
-    """Size, steps, CFG and sampler: greyed out while each style's recommendations are used."""
+    """Size, steps, CFG and sampler: greyed out while each style's recommendations are used; limits from the API's
+    request model (FaceChainTxt2ImgRequest), the one source."""
+    def bounds(name: str) -> tuple[Any, Any]:
+        return field_bounds(FaceChainTxt2ImgRequest, name)
+
     with gr.Accordion("Size, steps and sampler", open=False):
         use_style = gr.Checkbox(value=True, label="Use each style's recommended size, steps, CFG and sampler")
         with gr.Row():
-            width = gr.Slider(256, 1024, value=512, step=64, label="Width", interactive=False)
-            height = gr.Slider(256, 1024, value=512, step=64, label="Height", interactive=False)
+            width = gr.Slider(*bounds("width"), value=512, step=8, label="Width", interactive=False)
+            height = gr.Slider(*bounds("height"), value=512, step=8, label="Height", interactive=False)
         with gr.Row():
-            steps = gr.Slider(1, 100, value=30, step=1, label="Steps", interactive=False)
-            cfg = gr.Slider(1.0, 20.0, value=7.0, step=0.5, label="CFG scale", interactive=False)
+            steps = gr.Slider(*bounds("steps"), value=30, step=1, label="Steps", interactive=False)
+            cfg = gr.Slider(*bounds("cfg_scale"), value=7.0, step=0.5, label="CFG scale", interactive=False)
         names = sampler_names()
         sampler = gr.Dropdown(label="Sampler", choices=names, value=names[0], interactive=False)
     manual = [width, height, steps, cfg, sampler]
@@ -239,17 +270,22 @@ def _sampling_controls() -> tuple[Any, ...]:
 def _fusion_controls() -> tuple[Any, ...]:
     from .script_ui import fusion_extras
 
+    _, strength_max = field_bounds(FusionArgs, "strength")
+    _, top_k_max = field_bounds(RankingArgs, "top_k")
+    _, min_score_max = field_bounds(RankingArgs, "min_score")
     with gr.Accordion("Face fusion and ranking", open=False):
         with gr.Row():
             fusion_on = gr.Checkbox(value=True, label="Face fusion")
-            strength = gr.Slider(0.0, 1.0, value=ui_default("facechain_fusion_strength"), step=0.05, label="Fusion strength")
-        backend, restore, visibility = fusion_extras(lambda name: f"facechain_gen_{name}")
+            strength = gr.Slider(0.0, strength_max, value=ui_default("facechain_fusion_strength"), step=0.05,
+                                 label="Fusion strength")
+        backend, restore, visibility = fusion_extras(lambda name: f"{PREFIX}_{name}")
         with gr.Row():
             ranking_on = gr.Checkbox(value=True, label="Rank by similarity")
             drop = gr.Checkbox(value=False, label="Drop images without a face")
         with gr.Row():
-            top_k = gr.Slider(0, 32, value=ui_default("facechain_ranking_top_k"), step=1, label="Keep top K per style (0 = all)")
-            min_score = gr.Slider(0.0, 1.0, value=0.0, step=0.01, label="Minimum similarity (0 = none)")
+            top_k = gr.Slider(0, top_k_max, value=ui_default("facechain_ranking_top_k"), step=1,
+                              label="Keep the best K per style (0 = all)")
+            min_score = gr.Slider(0.0, min_score_max, value=0.0, step=0.01, label="Minimum similarity (0 = none)")
     return fusion_on, strength, ranking_on, top_k, min_score, drop, backend, restore, visibility
 
 
@@ -259,7 +295,7 @@ def styles_html(ctx: FaceChainContext) -> str:
         for s in ctx.styles.list()
     )
     errors = "".join(f"<li>{html.escape(path)}: {html.escape(reason)}</li>" for path, reason in ctx.styles.errors.items())
-    broken = f"<p class='facechain-error'>Style files skipped:</p><ul>{errors}</ul>" if errors else ""
+    broken = message_html(f"Some style files were skipped:<ul>{errors}</ul>", kind="error") if errors else ""
     return f"<div class='facechain-style-cards'>{cards}</div>{broken}"
 
 
@@ -270,7 +306,7 @@ def _select_info(infotexts: list, evt: gr.SelectData) -> str:
 
 
 def _wrapped_handler(ctx: FaceChainContext) -> Any:
-    from modules import call_queue
+    from modules import call_queue, shared
 
     def handler(task_id: str, identity: Any, styles: list, per_style: float, width: float, height: float, steps: float,
                 cfg: float, sampler: str, seed: float, use_style: bool, fusion_on: bool, strength: float, ranking_on: bool,
@@ -285,23 +321,32 @@ def _wrapped_handler(ctx: FaceChainContext) -> Any:
             ranking_enabled=bool(ranking_on), top_k=int(top_k), min_score=float(min_score), drop_no_face=bool(drop),
             prompt=prompt or "", negative_prompt=negative or "", fusion_backend=str(fusion_backend or "auto"),
             restore_face=RESTORE_CHOICES.get(str(restore_face), None), restore_visibility=float(restore_visibility),
-            conditioning=conditioning or "auto", fact_scale=float(fact_scale), fact_photo_count=int(fact_photo_count), fact_photos=list(fact_photos or []),
+            conditioning=conditioning or "auto", fact_scale=float(fact_scale), fact_photo_count=int(fact_photo_count), fact_photos=photo_names(fact_photos),
             pose_image=pose,
         )
         try:
             results, comments = generate_portraits(ctx, options)
         except FaceChainError as err:
-            return [], [], "", f"<div class='facechain-error'><b>{html.escape(err.code)}</b>: {html.escape(err.message)}</div>"
-        gallery = [(r.image, caption(r)) for r in results]
+            return [], [], "", error_html(err)
+        names = {s.id: s.name for s in ctx.styles.list()}
+        gallery = [(r.image, caption(r, names.get(r.style))) for r in results]
         texts = [r.infotext for r in results]
-        note = f"<p>{len(results)} portraits.</p>" + "".join(f"<p>{html.escape(line)}</p>" for line in comments.splitlines())
+        count = f"{len(results)} portrait{'s' if len(results) != 1 else ''}"
+        note = message_html(f"Interrupted: {count} made before it stopped.") if shared.state.interrupted else f"<p>{count}.</p>"
+        note += "".join(f"<p>{html.escape(line)}</p>" for line in comments.splitlines())
         return gallery, texts, texts[0] if texts else "", note
 
     return call_queue.wrap_gradio_gpu_call(handler, extra_outputs=[[], [], ""])
 
 
+SEND_TO = {"img2img": ("\U0001f5bc\ufe0f", "Send the image and its parameters to img2img."),
+           "inpaint": ("\U0001f3a8\ufe0f", "Send the image and its parameters to img2img inpaint.")}
+
+
 def _send_to_buttons(gallery: Any, info: Any) -> None:
-    """The host's send-to-img2img/inpaint buttons, fed with the selected image and its infotext (when the host has them)."""
+    """The host's send-to-img2img/inpaint buttons under the gallery, fed with the selected image and its infotext: small
+    icon buttons with tooltips, as the host's own output panel makes them (modules/ui_common.py
+    `create_output_panel`), bound with the host's `register_paste_params_button`."""
     try:
         from modules import infotext_utils as copypaste
     except ImportError:
@@ -309,8 +354,15 @@ def _send_to_buttons(gallery: Any, info: Any) -> None:
             from modules import generation_parameters_copypaste as copypaste  # A1111 < 1.8
         except ImportError:
             return
-    with gr.Row():
-        buttons = copypaste.create_buttons(["img2img", "inpaint"])
+    try:
+        from modules.ui_components import ToolButton
+    except ImportError:  # the host's own labelled buttons
+        with gr.Row():
+            buttons = copypaste.create_buttons(list(SEND_TO))
+    else:
+        with gr.Row(elem_id=f"image_buttons_{PREFIX}", elem_classes=["image-buttons"]):
+            buttons = {tab: ToolButton(icon, elem_id=f"{PREFIX}_send_to_{tab}", tooltip=tip)
+                       for tab, (icon, tip) in SEND_TO.items()}
     for tabname, button in buttons.items():
         copypaste.register_paste_params_button(copypaste.ParamBinding(
             paste_button=button, tabname=tabname, source_text_component=info, source_image_component=gallery,

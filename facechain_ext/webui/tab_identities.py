@@ -1,13 +1,14 @@
 """The Identities view of the FaceChain tab: photos + name -> Prepare -> crops, rejected photos, stored identity.
 
-Handlers never raise into gradio: every FaceChainError becomes a readable message (code + what to do), anything
-unexpected a short "internal error" line (the traceback goes to the console log). They do not take the host's
-queue lock: face analysis is not GPU generation and must not wait behind a training job.
+Handlers never raise into gradio: every FaceChainError becomes a readable message (what happened, what to do; the
+code stays out of sight), anything unexpected a short line (the traceback goes to the console log). They do not take
+the host's queue lock: face analysis is not GPU generation and must not wait behind a training job. The list and
+the table are read again on every page load and when the view is opened, so an identity made through the API or
+the CLI shows up without a refresh.
 """
 
 from __future__ import annotations
 
-import functools
 import html
 import logging
 import os
@@ -17,10 +18,20 @@ import gradio as gr
 
 from ..errors import FaceChainError
 from .host import js_kwargs
+from .tab_common import (
+    choices_update,
+    error_html,
+    internal_error_html,
+    message_html,
+    on_view_open,
+    refresh_button,
+    table_value,
+    with_tables,
+)
 
 log = logging.getLogger("facechain")
 
-REJECTED_HEADERS = ["photo", "reason", "code"]
+REJECTED_HEADERS = ["photo", "why it was not used"]
 IDENTITY_HEADERS = ["name", "photos", "caption", "backend", "created", "LoRAs"]
 
 INTRO = (
@@ -30,13 +41,8 @@ INTRO = (
 )
 
 
-def message_html(text: str, *, error: bool = False) -> str:
-    css = "facechain-error" if error else "facechain-info"
-    return f"<div class='{css}'>{text}</div>"
-
-
 def error_message(err: FaceChainError) -> str:
-    return message_html(f"<b>{html.escape(err.code)}</b>: {html.escape(err.message)}", error=True)
+    return error_html(err)
 
 
 def uploaded_photos(files: Sequence[Any] | None) -> list[tuple[str, str]]:
@@ -58,7 +64,7 @@ def uploaded_photos(files: Sequence[Any] | None) -> list[tuple[str, str]]:
 def report_view(report: Any) -> tuple[list[tuple[Any, str]], list[list[str]], str]:
     """(gallery items, rejected rows, summary html) for a PreparationReport."""
     gallery = [(p.crop, f"{p.path} · quality {p.score:.2f}") for p in report.accepted if p.crop is not None]
-    rejected = [[p.path, p.message, p.code or ""] for p in report.rejected]
+    rejected = [[p.path, reason_text(p.path, p.message)] for p in report.rejected]
     best = f" Best photo: <b>{html.escape(str(report.best_photo))}</b>." if report.best_photo else ""
     notes = "".join(f"<br>{html.escape(n)}" for n in getattr(report, "notes", []))
     summary = (
@@ -68,31 +74,24 @@ def report_view(report: Any) -> tuple[list[tuple[Any, str]], list[list[str]], st
     return gallery, rejected, summary
 
 
+def reason_text(photo: str, message: str) -> str:
+    """The reason as the table shows it: without the file name its row already shows, as a sentence."""
+    text = str(message or "").strip()
+    for prefix in (f"{photo}: ", f"{photo} "):
+        if photo and text.startswith(prefix):
+            text = text[len(prefix):]
+            break
+    return text[:1].upper() + text[1:]
+
+
 def rejected_rows_from_error(err: FaceChainError) -> list[list[str]]:
     """Per-photo reasons carried by a no_usable_photos error (context `photos`: dicts or PhotoResults)."""
     rows = []
     for photo in err.context.get("photos") or []:
         get = photo.get if isinstance(photo, dict) else (lambda key, obj=photo: getattr(obj, key, None))
-        rows.append([str(get("path") or ""), str(get("message") or ""), str(get("code") or "")])
+        path = str(get("path") or "")
+        rows.append([path, reason_text(path, str(get("message") or ""))])
     return rows
-
-
-def table_value(headers: Sequence[str], rows: list[list[Any]]) -> dict[str, Any]:
-    """A Dataframe value that keeps its headers when empty (gradio 3 replaces them with 1, 2, 3... for `[]`)."""
-    return {"headers": list(headers), "data": rows or [["" for _ in headers]]}
-
-
-def with_tables(fn: Any, tables: dict[int, Sequence[str]]) -> Any:
-    """Wrap a handler so the outputs at these positions (lists of rows) reach gradio as `table_value`s."""
-
-    @functools.wraps(fn)
-    def wrapped(*args: Any) -> tuple[Any, ...]:
-        outputs = list(fn(*args))
-        for position, headers in tables.items():
-            outputs[position] = table_value(headers, outputs[position])
-        return tuple(outputs)
-
-    return wrapped
 
 
 def identity_rows(identities: Sequence[Any]) -> list[list[Any]]:
@@ -132,10 +131,10 @@ class IdentityHandlers:
             message = message_html(f"Identity <b>{html.escape(created.name)}</b> saved. {summary}")
         except FaceChainError as err:
             rejected = rejected_rows_from_error(err) or rejected
-            message = error_message(err)
+            message = _no_usable_html(err) if rejected else error_html(err)
         except Exception as exc:  # noqa: BLE001 - the UI shows a line, the console keeps the traceback
             log.exception("FaceChain: preparing photos failed")
-            message = message_html(f"Internal error: {html.escape(type(exc).__name__)}: {html.escape(str(exc))}", error=True)
+            message = internal_error_html(exc)
         names_update, rows = self._refresh_parts(name if isinstance(name, str) else None)
         return message, gallery, rejected, names_update, rows
 
@@ -147,31 +146,34 @@ class IdentityHandlers:
             return [], []
 
     def _refresh_parts(self, selected: str | None) -> tuple[Any, list[list[Any]]]:
-        try:
-            names, rows = self._names_and_rows()
-        except FaceChainError:
-            names, rows = [], []
-        return gr.update(choices=names, value=selected if selected in names else None), rows
+        names, rows = self.initial()
+        return choices_update(names, selected), rows
 
     def refresh(self, selected: str | None) -> tuple[Any, list[list[Any]]]:
+        """-> (identities dropdown update, identities table): as they are now (page load, view opened, 🔄)."""
         return self._refresh_parts(selected)
 
-    def delete(self, name: str | None) -> tuple[Any, ...]:
-        """-> (message html, identities dropdown update, identities table)."""
+    def delete(self, name: str | None, shown_name: str | None = None) -> tuple[Any, ...]:
+        """-> (details html, identities dropdown, table, best photo, crops gallery, rejected rows, prepare message).
+
+        A declined confirmation (the JS sends no name) changes nothing. After a delete nothing of the deleted
+        identity stays on screen: its details and best photo, and its crops and report when the view still shows
+        the preparation of that name (`shown_name`, the name field).
+        """
+        keep = gr.update()
+        if not name:
+            return (message_html("Nothing was deleted.", kind="note"), keep, keep, keep, keep, keep, keep)
         try:
-            if not name:  # nothing chosen, or the confirmation was declined (the JS then sends null)
-                raise FaceChainError("invalid_request", "Nothing deleted: choose an identity and confirm.")
             from ..identity_creation import delete_identity
 
             delete_identity(self.ctx, name)  # refused (job_running) while a training uses it
-            message = message_html(f"Identity <b>{html.escape(name)}</b> deleted.")
         except FaceChainError as err:
-            message = error_message(err)
-            names_update, rows = self._refresh_parts(None)
-            names_update.pop("value", None)  # declined or failed: the dropdown keeps its choice for another try
-            return message, names_update, rows
+            names_update, rows = self._refresh_parts(name)
+            return error_html(err), names_update, rows, keep, keep, keep, keep
         names_update, rows = self._refresh_parts(None)
-        return message, names_update, rows
+        shown = (shown_name or "").strip() == name
+        return (message_html(f"Identity <b>{html.escape(name)}</b> deleted."), names_update, rows, None,
+                [] if shown else keep, [] if shown else keep, "" if shown else keep)
 
     def show(self, name: str | None) -> tuple[Any, Any]:
         """-> (best photo path or None, summary html) for the chosen identity.
@@ -183,14 +185,21 @@ class IdentityHandlers:
         try:
             identity = self.ctx.identities.get(name)
         except FaceChainError as err:
-            return None, error_message(err)
+            return None, error_html(err)
         best = identity.best_photo_path
         summary = (
             f"<b>{html.escape(identity.name)}</b>: {identity.photo_count} photos, caption "
-            f"<code>{html.escape(identity.activation_text)}</code>, backend {html.escape(str(identity.backend))}, "
+            f"<code>{html.escape(identity.activation_text)}</code>, face analysis by {html.escape(str(identity.backend))}, "
             f"{len(identity.loras or [])} LoRA(s)."
         )
         return (str(best) if best and os.path.isfile(best) else None), message_html(summary)
+
+
+def _no_usable_html(err: FaceChainError) -> str:
+    """no_usable_photos with its per-photo reasons in the table below: one short sentence here."""
+    count = len(err.context.get("photos") or [])
+    return message_html(f"None of the {count} photos can be used for training; the table below says why for each.",
+                        kind="error")
 
 
 def build(ctx: Any) -> gr.Blocks:
@@ -198,17 +207,17 @@ def build(ctx: Any) -> gr.Blocks:
     initial_choices, initial_rows = handlers.initial()
     with gr.Blocks(analytics_enabled=False) as block:
         gr.Markdown(INTRO)
-        with gr.Row():
-            with gr.Column():
+        with gr.Row(equal_height=False):
+            with gr.Column(min_width=320):
                 photos = gr.File(label="Photos of one person", file_count="multiple", file_types=["image"],
                                  elem_id="facechain_identity_photos")
                 name = gr.Textbox(label="Identity name", placeholder="letters, digits, _ and - (max 64)", max_lines=1,
                                   elem_id="facechain_identity_name")
                 phrase = gr.Textbox(label="Caption phrase (optional)", placeholder="default from the photos, e.g. a beautiful woman",
                                     max_lines=1)
-                overwrite = gr.Checkbox(label="Replace an existing identity with this name", value=False)
+                overwrite = gr.Checkbox(label="Replace if the name exists", value=False)
                 prepare = gr.Button("Prepare", variant="primary", elem_id="facechain_identity_prepare")
-            with gr.Column():
+            with gr.Column(min_width=320):
                 message = gr.HTML(elem_id="facechain_identity_message")
                 gallery = gr.Gallery(label="Training crops (accepted photos)", columns=4, height=300, object_fit="contain",
                                      elem_id="facechain_identity_gallery")
@@ -217,22 +226,25 @@ def build(ctx: Any) -> gr.Blocks:
                                         elem_id="facechain_identity_rejected")
         gr.Markdown("### Stored identities")
         with gr.Row(equal_height=False):
-            with gr.Column(scale=2):
-                chosen = gr.Dropdown(label="Identity", choices=initial_choices, elem_id="facechain_identity_choice")
+            with gr.Column(scale=2, min_width=320):
                 with gr.Row():
-                    refresh = gr.Button("Refresh list", size="sm", elem_id="facechain_identity_refresh")
-                    delete = gr.Button("Delete identity", variant="stop", size="sm", elem_id="facechain_identity_delete")
+                    chosen = gr.Dropdown(label="Identity", choices=initial_choices, elem_id="facechain_identity_choice")
+                    refresh = refresh_button("facechain_identity_refresh", "Identities: refresh")
+                    delete = gr.Button("Delete identity", variant="stop", size="sm", scale=0, min_width=140,
+                                       elem_id="facechain_identity_delete")
                 details = gr.HTML(elem_id="facechain_identity_details")
-            best = gr.Image(label="Best photo", type="filepath", interactive=False, height=256, scale=1,
+            best = gr.Image(label="Best photo", type="filepath", interactive=False, height=256, scale=1, min_width=200,
                             elem_id="facechain_identity_best")
         table = gr.Dataframe(value=table_value(IDENTITY_HEADERS, initial_rows), headers=IDENTITY_HEADERS,
                              label="Identities", interactive=False, wrap=True, elem_id="facechain_identity_table")
 
         prepare.click(fn=with_tables(handlers.prepare, {2: REJECTED_HEADERS, 4: IDENTITY_HEADERS}),
                       inputs=[photos, name, phrase, overwrite], outputs=[message, gallery, rejected, chosen, table])
-        refresh.click(fn=with_tables(handlers.refresh, {1: IDENTITY_HEADERS}), inputs=[chosen], outputs=[chosen, table])
+        lists = dict(fn=with_tables(handlers.refresh, {1: IDENTITY_HEADERS}), inputs=[chosen], outputs=[chosen, table])
+        refresh.click(**lists)
+        on_view_open(**lists)
         # the JS asks for confirmation first (javascript/facechain.js)
-        delete.click(fn=with_tables(handlers.delete, {2: IDENTITY_HEADERS}), inputs=[chosen],
-                     outputs=[details, chosen, table], **js_kwargs("facechain_confirm_delete"))
-        chosen.change(fn=handlers.show, inputs=[chosen], outputs=[best, details])
+        delete.click(fn=with_tables(handlers.delete, {2: IDENTITY_HEADERS}), inputs=[chosen, name],
+                     outputs=[details, chosen, table, best, gallery, rejected, message], **js_kwargs("facechain_confirm_delete"))
+        chosen.change(fn=handlers.show, inputs=[chosen], outputs=[best, details], show_progress="hidden")
     return block

@@ -3,8 +3,9 @@
 Upload a template (or press "Send to FaceChain" under a txt2img/img2img/Extras result), see its faces numbered left
 to right, pick an identity and its conditioning for each face to replace, then run: one host img2img inpainting pass
 per face inside the host's GPU wrapper (`call_queue.wrap_gradio_gpu_call`: queue lock, `shared.state`, task id from
-javascript/facechain_templates.js), so the host's progress bar and Interrupt work. Results are saved like host img2img
-outputs with their infotext and shown best mean similarity first.
+javascript/facechain_templates.js), so the host's progress bar (above the results, as in the other views) and the
+Interrupt button over Run work. Results are saved like host img2img outputs with their infotext and shown best mean
+similarity first. The identity lists are read on every page load and when the view is opened.
 """
 
 from __future__ import annotations
@@ -17,11 +18,18 @@ import gradio as gr
 
 from ..context import FaceChainContext
 from ..errors import FaceChainError
+from ..modelcompat import field_bounds
 from ..prompts import format_number
+from ..schemas import FaceChainTxt2ImgRequest
 from ..templates.request import CONDITIONINGS, DEFAULT_STRENGTH, TemplateArgs
+from .conditioning_ui import CONDITIONING_CHOICES
 from .host import js_kwargs
+from .tab_common import error_html, message_html, on_view_open, refresh_button, run_buttons, wire_stop_buttons
 
 JS_SUBMIT = "facechain_template_submit"
+PREFIX = "facechain_tpl"
+# the per-face conditioning dropdowns show these words (gradio 3.41's Dropdown has no (label, value) pairs)
+CONDITIONING_LABELS = {value: label for label, value in CONDITIONING_CHOICES if value in CONDITIONINGS}
 MAX_SLOTS = 6  # faces the view offers (the route takes any number)
 KEEP = "(keep this face)"
 INTRO = (
@@ -51,10 +59,6 @@ class TemplateOptions:
     size: int = 512
 
 
-def error_html(err: FaceChainError) -> str:
-    return f"<div class='facechain-error'><b>{html.escape(err.code)}</b>: {html.escape(err.message)}</div>"
-
-
 def faces_view(ctx: FaceChainContext, image: Any) -> tuple[Any, str, int]:
     """(numbered overlay, status HTML, face count) for a newly chosen template; errors become the status."""
     from ..templates.faces import list_template_faces, numbered_overlay
@@ -68,13 +72,14 @@ def faces_view(ctx: FaceChainContext, image: Any) -> tuple[Any, str, int]:
     shown = min(len(faces), MAX_SLOTS)
     text = f"<p>{len(faces)} face{'s' if len(faces) != 1 else ''}, numbered left to right.</p>"
     if len(faces) > MAX_SLOTS:
-        text += f"<p class='facechain-note'>Only faces 1-{MAX_SLOTS} can be chosen here (the API takes any).</p>"
+        text += message_html(f"Only faces 1-{MAX_SLOTS} can be chosen here (the API takes any).", kind="note")
     return numbered_overlay(image.convert("RGB"), faces[:shown]), text, shown
 
 
 def args_from_slots(identities: list[Any], conditionings: list[Any], options: TemplateOptions) -> TemplateArgs:
     """TemplateArgs from the per-face dropdowns (KEEP or empty = leave that face as it is)."""
-    faces = [{"index": i, "identity": str(name), "conditioning": str(cond or "auto")}
+    values = {label: value for value, label in CONDITIONING_LABELS.items()}
+    faces = [{"index": i, "identity": str(name), "conditioning": values.get(str(cond), str(cond or "auto"))}
              for i, (name, cond) in enumerate(zip(identities, conditionings, strict=True))
              if name and name != KEEP]
     if not faces:
@@ -121,26 +126,30 @@ def build(ctx: FaceChainContext, send_to: Any = None) -> None:
 
     gr.Markdown(INTRO)
     gr.Markdown(status_markdown(), elem_id="facechain_tpl_controlnet")
-    with gr.Row():
-        with gr.Column(scale=1):
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=320):
             template = gr.Image(label="Template photo", type="pil", elem_id="facechain_tpl_image")
             overlay = gr.Image(label="Faces, numbered left to right", interactive=False, elem_id="facechain_tpl_faces")
-            found = gr.HTML(elem_id="facechain_tpl_found")
+            with gr.Row():
+                found = gr.HTML(elem_id="facechain_tpl_found")
+                refresh = refresh_button("facechain_tpl_refresh", "Identities: refresh")
             rows, names, conds = _face_slots(ctx)
-            refresh = gr.Button("Refresh identities", size="sm", elem_id="facechain_tpl_refresh")
             controls = _option_controls()
             task_id = gr.Textbox(visible=False, elem_id="facechain_tpl_task_id")
-        with gr.Column(scale=2, elem_id="facechain_tpl_results"):
-            run = gr.Button("Put them in", variant="primary", elem_id="facechain_tpl_run")
-            status = gr.HTML(elem_id="facechain_tpl_status")
-            gallery = gr.Gallery(label="Results (best similarity first)", elem_id="facechain_tpl_gallery", columns=3,
-                                 height=520, object_fit="contain")
-            selected = gr.Textbox(label="Parameters of the selected image", lines=4, interactive=False,
-                                  elem_id="facechain_tpl_selected_info")
-            infotexts = gr.State([])
-            _host_send_buttons(gallery, selected)
-    _wire(ctx, template, overlay, found, rows, names, conds, refresh, controls, task_id, run, status, gallery, selected,
-          infotexts)
+        with gr.Column(scale=1, min_width=320, elem_id="facechain_tpl_results"):
+            buttons = run_buttons(PREFIX, "Put them in", skip=False)
+            with gr.Column(elem_id=f"{PREFIX}_results_panel", elem_classes=["facechain-results-panel"]):
+                with gr.Group(elem_id=f"{PREFIX}_gallery_container"):
+                    gallery = gr.Gallery(label="Results (best similarity first)", elem_id="facechain_tpl_gallery",
+                                         columns=3, height=520, object_fit="contain", preview=True)
+                selected = gr.Textbox(label="Parameters of the selected image", lines=4, interactive=False,
+                                      elem_id="facechain_tpl_selected_info", render=False)
+                _host_send_buttons(gallery, selected)
+                status = gr.HTML(elem_id="facechain_tpl_status")
+                selected.render()
+                infotexts = gr.State([])
+    _wire(ctx, template, overlay, found, rows, names, conds, refresh, controls, task_id, buttons, status, gallery,
+          selected, infotexts)
     if send_to is not None:
         send_to.bind(template)
 
@@ -150,32 +159,36 @@ def _face_slots(ctx: FaceChainContext) -> tuple[list, list, list]:
     for i in range(MAX_SLOTS):
         with gr.Row(visible=False, elem_id=f"facechain_tpl_face_{i}") as row:
             names.append(gr.Dropdown(label=f"Face {i + 1}", choices=identity_choices(ctx), value=KEEP, scale=3))
-            conds.append(gr.Dropdown(label="Conditioning", choices=list(CONDITIONINGS), value="auto", scale=1))
+            conds.append(gr.Dropdown(label="Likeness from", choices=list(CONDITIONING_LABELS.values()),
+                                     value=CONDITIONING_LABELS["auto"], scale=2))
         rows.append(row)
     return rows, names, conds
 
 
 def _option_controls() -> list[Any]:
+    """The run's options; limits from TemplateArgs and the txt2img request model (the API's own)."""
     from .tab_generate import sampler_names
 
     with gr.Row():
-        strength = gr.Slider(0.3, 0.9, value=DEFAULT_STRENGTH, step=0.01, label="Denoising strength")
-        n = gr.Slider(1, 8, value=2, step=1, label="Candidates")
-        seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)")
+        strength = gr.Slider(*field_bounds(TemplateArgs, "strength"), value=DEFAULT_STRENGTH, step=0.01,
+                             label="Denoising strength")
+        n = gr.Slider(*field_bounds(TemplateArgs, "n"), value=2, step=1, label="Candidates")
+    seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)")
     with gr.Row():
-        pose = gr.Checkbox(value=True, label="Pose guidance (ControlNet openpose)")
-        canny = gr.Checkbox(value=True, label="Edge guidance (ControlNet canny)")
+        pose = gr.Checkbox(value=True, label="Pose guidance (openpose)")
+        canny = gr.Checkbox(value=True, label="Edge guidance (canny)")
     with gr.Accordion("Prompt, steps, sampler and fusion", open=False):
         prompt = gr.Textbox(label="Prompt (empty: FaceChain's)", lines=2)
         negative = gr.Textbox(label="Negative prompt (empty: FaceChain's)", lines=2)
         with gr.Row():
-            steps = gr.Slider(1, 100, value=30, step=1, label="Steps")
-            cfg = gr.Slider(1.0, 20.0, value=7.0, step=0.5, label="CFG scale")
-            size = gr.Slider(256, 1024, value=512, step=64, label="Working resolution of each face")
-        samplers = sampler_names()
-        sampler = gr.Dropdown(label="Sampler", choices=samplers, value=samplers[0])
+            steps = gr.Slider(*field_bounds(FaceChainTxt2ImgRequest, "steps"), value=30, step=1, label="Steps")
+            cfg = gr.Slider(*field_bounds(FaceChainTxt2ImgRequest, "cfg_scale"), value=7.0, step=0.5, label="CFG scale")
         with gr.Row():
-            fusion_on = gr.Checkbox(value=True, label="Face fusion with the identity's best photo")
+            size = gr.Slider(256, 1024, value=512, step=64, label="Face working size")
+            samplers = sampler_names()
+            sampler = gr.Dropdown(label="Sampler", choices=samplers, value=samplers[0])
+        with gr.Row():
+            fusion_on = gr.Checkbox(value=True, label="Face fusion")
             fusion_strength = gr.Slider(0.0, 1.0, value=0.7, step=0.05, label="Fusion strength")
     return [strength, n, seed, pose, canny, fusion_on, fusion_strength, prompt, negative, steps, cfg, sampler, size]
 
@@ -190,7 +203,7 @@ def options_from_values(values: list[Any]) -> TemplateOptions:
 
 
 def _wire(ctx: FaceChainContext, template: Any, overlay: Any, found: Any, rows: list, names: list, conds: list,
-          refresh: Any, controls: list, task_id: Any, run: Any, status: Any, gallery: Any, selected: Any,
+          refresh: Any, controls: list, task_id: Any, buttons: Any, status: Any, gallery: Any, selected: Any,
           infotexts: Any) -> None:
     def show_faces(image: Any) -> list[Any]:
         picture, text, count = faces_view(ctx, image)
@@ -199,12 +212,18 @@ def _wire(ctx: FaceChainContext, template: Any, overlay: Any, found: Any, rows: 
 
     template.change(fn=show_faces, inputs=[template], outputs=[overlay, found, *rows, *names])
 
-    def refresh_template_identities() -> list[Any]:
-        return [gr.update(choices=identity_choices(ctx)) for _ in names]
+    def refresh_template_identities(*current: Any) -> list[Any]:
+        """Every face's identity list as it is now (page load, view opened, 🔄); a chosen identity that is gone
+        goes back to "keep this face"."""
+        choices = identity_choices(ctx)
+        return [gr.update(choices=choices, value=value if value in choices else KEEP) for value in current]
 
-    refresh.click(fn=refresh_template_identities, inputs=[], outputs=names)
-    run.click(fn=_wrapped_handler(ctx), inputs=[task_id, template, *names, *conds, *controls],
-              outputs=[gallery, infotexts, selected, status], **js_kwargs(JS_SUBMIT))
+    lists = dict(fn=refresh_template_identities, inputs=names, outputs=names)
+    refresh.click(**lists)
+    on_view_open(**lists)
+    buttons.run.click(fn=_wrapped_handler(ctx), inputs=[task_id, template, *names, *conds, *controls],
+                      outputs=[gallery, infotexts, selected, status], show_progress="hidden", **js_kwargs(JS_SUBMIT))
+    wire_stop_buttons(buttons, PREFIX, task_id)
 
     def select_info(texts: list, evt: gr.SelectData) -> str:
         index = evt.index
@@ -214,7 +233,7 @@ def _wire(ctx: FaceChainContext, template: Any, overlay: Any, found: Any, rows: 
 
 
 def _wrapped_handler(ctx: FaceChainContext) -> Any:
-    from modules import call_queue
+    from modules import call_queue, shared
 
     def put_in_template(task_id: str, image: Any, *values: Any) -> tuple[Any, ...]:
         names, conds, rest = list(values[:MAX_SLOTS]), list(values[MAX_SLOTS:2 * MAX_SLOTS]), list(values[2 * MAX_SLOTS:])
@@ -223,6 +242,8 @@ def _wrapped_handler(ctx: FaceChainContext) -> Any:
             results, texts, note = run_from_view(ctx, image, args_from_slots(names, conds, options), options)
         except FaceChainError as err:
             return [], [], "", error_html(err)
+        if shared.state.interrupted:  # the wrapper clears the flag after this returns
+            note = message_html(f"Interrupted: {len(results)} result{'s' if len(results) != 1 else ''} kept.") + note
         return results, texts, texts[0] if texts else "", note
 
     return call_queue.wrap_gradio_gpu_call(put_in_template, extra_outputs=[[], [], ""])

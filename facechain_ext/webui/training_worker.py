@@ -11,8 +11,9 @@ requests queue behind it exactly as behind another generation. Like the host's t
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import closing
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from facechain_ext.errors import FaceChainError
 from facechain_ext.identity_creation import identity_subject
@@ -21,7 +22,14 @@ from facechain_ext.names import check_name
 from facechain_ext.training.service import TrainRequest, build_config, check_lora_name, train_identity
 
 from .host import is_forge
-from .host_task import drop_queued_host_task, host_task, is_host_task_id, new_host_task_id, queue_host_task
+from .host_task import (
+    drop_queued_host_task,
+    host_task,
+    interrupt_host_task,
+    is_host_task_id,
+    new_host_task_id,
+    queue_host_task,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +62,17 @@ def submit_training(ctx: Any, request: Any, host_task_id: str | None = None) -> 
 
 
 def cancel_job(ctx: Any, job_id: str) -> dict:
-    """Cancel a FaceChain job; a queued training also leaves the host's task queue (its progress bar stops)."""
+    """Cancel a FaceChain job. A queued training also leaves the host's task queue (its progress bar stops); a
+    running one is also interrupted in the host (`shared.state.interrupt()`, what the host's Interrupt button does)
+    when it is the host's current task, so a validation render stops within a sampler step. Another task that
+    happens to be running (someone's txt2img) is never interrupted."""
     job = ctx.jobs.cancel(job_id)
     record = ctx.jobs.snapshot(job_id)
     task_id = job.extra.get("host_task_id")
     if record["status"] == "cancelled" and job.started is None and task_id:
         drop_queued_host_task(task_id, finish=True)
+    elif record["status"] == "running" and task_id:
+        interrupt_host_task(task_id)
     return record
 
 
@@ -81,11 +94,20 @@ def run_training_job(ctx: Any, request: TrainRequest, handle: JobHandle, task_id
 
 
 class HostProgress:
-    """A `JobHandle` that mirrors progress into `shared.state` and treats the host's Interrupt as a cancel."""
+    """A `JobHandle` that mirrors progress into `shared.state` and treats the host's Interrupt as a cancel.
 
-    def __init__(self, handle: JobHandle, state: Any) -> None:
+    The host's bar (modules/progress.py `progressapi`) shows `job_no / job_count` (+ the sampler's
+    `sampling_step / sampling_steps` share of one job) as the percentage, `textinfo` before it, and an ETA from
+    `state.time_start`. Each phase of a training (photos, steps, validation) counts from 0 again, so a new phase
+    restarts `time_start`: the ETA is then about the phase the bar shows, not skewed by the set-up before it.
+    `textinfo` carries no ETA of its own (the bar adds the host's).
+    """
+
+    def __init__(self, handle: JobHandle, state: Any, clock: Callable[[], float] = time.time) -> None:
         self.handle = handle
         self.state = state
+        self._clock = clock
+        self._last: tuple[int, int] | None = None  # (done, total) of the previous report
 
     @property
     def id(self) -> str:
@@ -102,12 +124,15 @@ class HostProgress:
 
     def progress(self, done: int, total: int, text: str = "") -> None:
         self.handle.progress(done, total, text)
-        eta = self.handle.job.eta_s
+        done, total = int(done), int(total)
         state = self.state
-        state.job_count, state.job_no = int(total), int(done)
-        state.sampling_step, state.sampling_steps = 0, 0  # progress = job_no / job_count (host progress.py formula)
+        if self._last is None or total != self._last[1] or done < self._last[0]:
+            state.time_start = self._clock()  # a new phase: the host's ETA counts from here
+        self._last = (done, total)
+        state.job_count, state.job_no = total, done
+        state.sampling_step, state.sampling_steps = 0, 0  # a host sampler run inside (validation) fills these
         if text:
-            state.textinfo = f"{text}, ETA {eta:.0f} s" if eta is not None else text
+            state.textinfo = text
 
 
 def _host_model(shared: Any) -> Any:
@@ -182,8 +207,14 @@ class HostValidationRenderer:
     def __call__(self, prompts: Sequence[str], seeds: Sequence[int]) -> list:
         from modules import processing, shared
 
+        state = shared.state
+        # HostProgress set job_no/job_count to "snapshot k of n"; each portrait is one host job inside it (the host's
+        # process_images calls state.nextjob() after it), so the bar advances portrait by portrait, sampler step by
+        # step, and never moves backwards.
+        snapshot, snapshots, count = state.job_no, max(1, state.job_count), len(prompts)
         images = []
-        for prompt, seed in zip(prompts, seeds, strict=True):
+        for number, (prompt, seed) in enumerate(zip(prompts, seeds, strict=True)):
+            state.job_count, state.job_no = snapshots * count, snapshot * count + number
             p = processing.StableDiffusionProcessingTxt2Img(
                 prompt=prompt, negative_prompt=VALIDATION_NEGATIVE, seed=int(seed), sampler_name=self.sampler,
                 batch_size=1, n_iter=1, steps=self.steps, cfg_scale=self.cfg_scale, width=self.size, height=self.size,
@@ -192,7 +223,9 @@ class HostValidationRenderer:
             p.scripts = None
             with closing(p):
                 processed = processing.process_images(p)
-            if shared.state.interrupted:
+            if state.interrupted:
                 break  # the trainer's next cancel check turns this into a clean cancel
             images.extend(processed.images[:1])
+        state.job_count, state.job_no = snapshots, snapshot
+        state.sampling_step, state.sampling_steps = 0, 0
         return images
