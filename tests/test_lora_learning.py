@@ -11,8 +11,9 @@ Measured with this set-up (seeds 0-5; relative loss drop on the held-out photos 
 4.6-7.0 %); the threshold is half the smallest. What this does NOT show: a control LoRA trained the same way on 4
 photos of 4 other people gives nearly the same margin (difference -0.012 to +0.006 over the same seeds), so on this
 tiny random model the margin says "these held-out photos gain more from face LoRA training", not "the LoRA learned
-this identity"; identity transfer needs a real checkpoint (not available offline). 27-47 s per run on 2 cores shared
-by other jobs (load ~6); the previous version evaluated on its own training crops and ran > 15 minutes there.
+this identity"; identity transfer needs a real checkpoint (not available offline). 13 s per run on 2 cores, 27-47 s
+while other jobs share them (load ~6); the previous version evaluated on its own training crops and ran > 15 minutes
+there.
 """
 
 from __future__ import annotations
