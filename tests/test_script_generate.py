@@ -227,7 +227,7 @@ def test_host_ui_defaults_grid_first_samples_saved_ranking_keeps_everything_alig
             params = parse_generation_parameters(image.info["parameters"])
         record = next(r for r in job.records if r.seed == seed)
         assert int(params["Seed"]) == seed
-        assert params["FaceChain similarity"] == ("none" if record.score is None else f"{record.score:.3f}".rstrip("0"))
+        assert params["FaceChain similarity"] == ("none (no face found)" if record.score is None else f"{record.score:.3f}".rstrip("0"))
     assert [path.name for path in Path(opts.outdir_txt2img_grids).glob("*.png")] == ["grid-0000.png"]
 
     top1 = make_p(FaceChainScript(ctx), [True, IDENTITY, LORA_WEIGHT, "None", False, 0.7, True, 1, 0.0, False],
