@@ -31,9 +31,10 @@ def test_view_has_bounded_controls_the_host_progress_bar_and_interrupt(tmp_path,
     assert [choice if isinstance(choice, str) else choice[0] for choice in identity.choices] == [IDENTITY]
     (advanced,) = [c for c in components if isinstance(c, gr.Accordion)]
     assert advanced.label == "Advanced options" and advanced.open is False
-    # limits are the API request model's (schemas.TrainRequestModel): steps 1..20000, rank 1..1024, 0 = the preset
+    # limits are the API request model's (schemas.TrainRequestModel, from lora.config): steps 1..10000, rank 1..128,
+    # 0 = the preset
     steps, rank = by_elem_id(block, "facechain_train_steps"), by_elem_id(block, "facechain_train_rank")
-    assert (steps.minimum, steps.maximum, rank.minimum, rank.maximum) == (0, 20000, 0, 1024)
+    assert (steps.minimum, steps.maximum, rank.minimum, rank.maximum) == (0, 10000, 0, 128)
     (validation,) = [c for c in components if getattr(c, "label", None) == "Portraits per snapshot"]
     assert (validation.minimum, validation.maximum) == (0, 8)
     buttons = {c.elem_id: c.value for c in components if isinstance(c, gr.Button)}
