@@ -130,7 +130,7 @@ def generate_with_fact(host: Any, release: Any, name: str, seed: int) -> None:
         assert (values["FaceChain conditioning"], values["FaceChain FACT scale"], values["FaceChain FACT photos"]) == (
             "fact", "0.5", "1")
         assert "FaceChain LoRA" not in values and "<lora:" not in values["Prompt"]
-    assert params[0]["FaceChain fusion"] == "0.7" and params[1]["FaceChain fusion"] == "0.7 not-applied-no_face"
+    assert params[0]["FaceChain fusion"] == "0.7" and params[1]["FaceChain fusion"] == "0.7 (not applied - no face found)"
 
 
 def generate_from_the_tab(host: Any, name: str, style: str, seed: int, api_scores: dict[int, Any]) -> None:
@@ -152,11 +152,15 @@ def generate_from_the_tab(host: Any, name: str, style: str, seed: int, api_score
     assert ran_where_the_host_generates(host.variant, calls)
     assert "task(facechain-journey)" in progress.finished_tasks and shared.state.job == ""
     params = [parse_generation_parameters(text) for text in infotexts]
+    style_name = host.entry.FaceChainScript.bound_context.styles.get(style).name  # captions show display names
     assert selected == infotexts[0] and len(gallery) == len(params) == 4
     assert [int(values["Seed"]) for values in params][0] == seed + 2 and int(params[-1]["Seed"]) == seed + 1
     for (image, caption), values in zip(gallery, params, strict=True):
         score = api_scores[int(values["Seed"])]
         assert values["FaceChain conditioning"] == "lora" and values["FaceChain LoRA"] == name
-        assert caption == f"{style} · " + ("no face" if score is None else f"similarity {values['FaceChain similarity']}")
-        assert values["FaceChain similarity"] == ("none" if score is None else f"{score:.3f}".rstrip("0"))
+        assert caption == f"{style_name} · " + ("no face" if score is None else f"similarity {values['FaceChain similarity']}")
+        if score is None:
+            assert values["FaceChain similarity"] == "none (no face found)"
+        else:
+            assert values["FaceChain similarity"] == f"{score:.3f}".rstrip("0")
         assert image.size == (512, 512)

@@ -100,7 +100,7 @@ def check_model(model: DiffusionModel) -> None:
     if getattr(device, "type", None) == "cpu" and str(dtype) in ("torch.float16", "torch.bfloat16"):
         raise FaceChainError(
             "unsupported_model",
-            f"The loaded checkpoint is in half precision ({dtype}) on the CPU, where torch cannot compute in half "
+            f"The loaded checkpoint is in half precision ({dtype}) on the CPU, which cannot compute in half "
             "precision; start the webui with --no-half (as it needs on a CPU anyway) and train again.",
         )
     require_family(model, ("sd1",), purpose="FaceChain face LoRAs")
