@@ -157,7 +157,7 @@ def test_restoration_default_follows_the_backend() -> None:
 def test_visibility_outside_0_1_is_refused(scene, analyzer, visibility) -> None:
     with pytest.raises(FaceChainError) as info:
         fuse(scene, analyzer, Inverter(), visibility)
-    assert info.value.code == "invalid_request" and "restore_visibility" in info.value.message
+    assert info.value.code == "invalid_request" and "restore visibility" in info.value.message
 
 
 def test_fusing_the_same_image_again_gives_the_same_pixels(scene, analyzer) -> None:
@@ -201,7 +201,7 @@ def test_a_generation_restores_after_learned_fusion_by_default(tmp_path, backend
     record = state.add_record(1, 1)
     image = process_image(GivenEmbeddingRuntime(ctx, state, find_restorer=lambda: inverter), target, record)
     assert record.fused and record.restored is restored and len(inverter.inputs) == int(restored)
-    assert fusion_text(state.args.fusion, record).endswith(" restored") is restored
+    assert fusion_text(state.args.fusion, record).endswith(" (restored)") is restored
     assert image.size == (512, 512) and state.comments == []
 
 

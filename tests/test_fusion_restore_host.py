@@ -99,9 +99,9 @@ def test_restoration_changes_only_the_fused_faces_and_is_written_in_the_infotext
         before, _ = plain[seed]
         changed = np.any(image != before, axis=2)
         if seed == SEED + 1:  # no face: untouched, and the infotext says why
-            assert not changed.any() and params["FaceChain fusion"] == "0.7 restore=on not-applied-no_face"
+            assert not changed.any() and params["FaceChain fusion"] == "0.7; face restoration on (not applied - no face found)"
             continue
-        assert params["FaceChain fusion"] == "0.7 restore=on restored"
+        assert params["FaceChain fusion"] == "0.7; face restoration on (restored)"
         assert args_from_infotext(params).fusion.restore_face is True  # pasting the parameters restores the setting
         # Only the fused face changed: every changed pixel lies in its face outline (a few px of slack for the
         # keypoints of a re-detection), and deep inside the restorer's (inverted) pixels show unmixed.
@@ -142,7 +142,7 @@ def test_by_default_the_blend_is_not_restored(ctx, host):
     shared.face_restorers.append(restorer)
     processed = run_generation(ctx, {})
     assert restorer.calls == 0 and UNAVAILABLE not in processed.comments
-    assert {params["FaceChain fusion"] for _, params in by_seed(processed).values()} == {"0.7", "0.7 not-applied-no_face"}
+    assert {params["FaceChain fusion"] for _, params in by_seed(processed).values()} == {"0.7", "0.7 (not applied - no face found)"}
 
 
 def test_host_lookup_follows_the_host_settings(fake_host):

@@ -207,7 +207,7 @@ def test_face_restoration_after_fusion_stays_inside_the_masks(ctx, data_dir, hos
     assert restorer.calls == 2 and all(f.fused and f.restored for f in candidate.faces)
     original, union = np.asarray(template(data_dir)), outcome.run.union_mask()
     np.testing.assert_array_equal(np.asarray(candidate.image)[union == 0], original[union == 0])
-    assert "FaceChain fusion: 0.7 restore=on restored" in candidate.infotext
+    assert "FaceChain fusion: 0.7; face restoration on (restored)" in candidate.infotext
     shared.face_restorers = []
     outcome = run(ctx, data_dir, n=1, fusion={"restore_face": True})  # no restorer in the host: said once, still fused
     assert any("face restoration after fusion is unavailable" in c for c in outcome.run.comments)

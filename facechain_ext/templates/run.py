@@ -279,7 +279,7 @@ def faces_text(run: TemplateRun) -> str:
 def infotext_fields(run: TemplateRun, candidate: Candidate) -> dict[str, str]:
     """FaceChain's keys for one candidate's infotext (the host writes them after its own); `FaceChain fusion` is
     written as the accordion writes it (`infotext.fusion_text`)."""
-    from ..infotext import fusion_text
+    from ..infotext import RESTORED_NOTE, fusion_text
 
     fusion = run.args.fusion
     mean = candidate.mean_score
@@ -288,7 +288,7 @@ def infotext_fields(run: TemplateRun, candidate: Candidate) -> dict[str, str]:
         KEY_TEMPLATE_FACES: faces_text(run),
         KEY_FACE_SCORES: " ".join("none" if f.score is None else format_number(f.score) for f in candidate.faces),
         KEY_SIMILARITY: "none" if mean is None else format_number(mean),
-        KEY_FUSION: fusion_text(fusion) + (" restored" if any(f.restored for f in candidate.faces) else ""),
+        KEY_FUSION: fusion_text(fusion) + (f" ({RESTORED_NOTE})" if any(f.restored for f in candidate.faces) else ""),
         KEY_GUIDANCE: run.guidance,
     }
 
