@@ -201,7 +201,7 @@ def test_a_generation_restores_after_learned_fusion_by_default(tmp_path, backend
     record = state.add_record(1, 1)
     image = process_image(GivenEmbeddingRuntime(ctx, state, find_restorer=lambda: inverter), target, record)
     assert record.fused and record.restored is restored and len(inverter.inputs) == int(restored)
-    assert fusion_text(state.args.fusion, record).endswith("(restored)") is restored
+    assert fusion_text(state.args.fusion, record).endswith(" (restored)") is restored
     assert image.size == (512, 512) and state.comments == []
 
 

@@ -4,8 +4,8 @@ Messages: plain sentences for people. A FaceChainError shows its message only; i
 rides along as an invisible `data-code` attribute. Cancelled work is a neutral note, never an error box.
 
 Run buttons follow the host's txt2img generate box (modules/ui_toprow.py): Interrupt and Skip sit over the main
-button (classes `generate-box-interrupt` / `generate-box-skip`, styled by the host's style.css and, where the host has
-none, by ours) and are shown only while the task runs (javascript/facechain.js, the host's `showSubmitButtons`
+button (classes `generate-box-interrupt` / `generate-box-skip`, placed by the host's style.css) and are shown only
+while the task runs (javascript/facechain.js, the host's `showSubmitButtons`
 behaviour). They call `shared.state.interrupt()` / `skip()` like the host's, for the view's own task only
 (`host_task.interrupt_host_task`).
 """
@@ -32,8 +32,7 @@ def message_html(text: str, *, kind: str = "info") -> str:
 
 def error_html(err: FaceChainError) -> str:
     """A FaceChainError for people: its message; a cancel is neutral. The code stays machine-readable in data-code."""
-    kind = "info" if err.code == "cancelled" else "error"
-    css = "facechain-info" if kind == "info" else "facechain-error"
+    css = "facechain-info" if err.code == "cancelled" else "facechain-error"
     return f"<div class='{css}' data-code='{html.escape(err.code)}'>{html.escape(err.message)}</div>"
 
 
