@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 import pytest
 from generation_helpers import IDENTITY, SEED, install_sampler, make_context
+from gradio_helpers import choice_labels, handler_functions, load_outputs
 from modules import processing, progress, shared
 from modules.infotext_utils import parse_generation_parameters, quote
 
@@ -78,10 +79,10 @@ def test_the_switch_is_the_accordion_header_like_hires_fix(ctx, fake_host):
     # limits are FaceChainArgs' own (the API's): LoRA weight 0..2, keep-best-K up to 100
     assert (controls[2].minimum, controls[2].maximum) == (0.0, 2.0) and controls[7].maximum == 100
     # styles show their display names (gradio 3.41's Dropdown has no (label, value) pairs: the hooks map them back)
-    assert controls[3].choices[0] == "None" and "Wedding" in controls[3].choices and "wedding" not in controls[3].choices
+    styles = choice_labels(controls[3])
+    assert styles[0] == "None" and "Wedding" in styles and "wedding" not in styles
     # the lists are read again on every page load
-    loads = [d for d in page.config["dependencies"] if d["trigger"] == "load"]
-    assert any({controls[1]._id, controls[3]._id} <= set(d["outputs"]) for d in loads)
+    assert any({controls[1]._id, controls[3]._id} <= set(outputs) for outputs in load_outputs(page))
 
 
 def test_without_input_accordion_the_switch_is_a_checkbox_inside(ctx, fake_host, monkeypatch):
@@ -99,11 +100,10 @@ def test_lists_refresh_keeps_a_pasted_identity_and_drops_a_vanished_style(ctx, f
     script = FaceChainScript(ctx)
     with gr.Blocks() as page:
         script.ui(is_img2img=False)
-    (index,) = [i for i, fn in enumerate(page.fns) if getattr(fn.fn, "__name__", "") == "refresh_choices"][:1]
-    refresh = page.fns[index].fn
+    refresh = next(fn for fn in handler_functions(page) if getattr(fn, "__name__", "") == "refresh_choices")
     identity, style = refresh("pasted_person", "gone_style")
     assert identity["value"] == "pasted_person" and IDENTITY in identity["choices"]
-    assert style["value"] == "None" and "Wedding" in style["choices"]
+    assert style["value"] == "None" and "Wedding" in [c[0] if isinstance(c, tuple) else c for c in style["choices"]]
     identity, style = refresh(IDENTITY, "Wedding")
     assert (identity["value"], style["value"]) == (IDENTITY, "Wedding")
 

@@ -4,6 +4,8 @@ read when the page loads, and its handlers (refusals before queueing, a cancel r
 from __future__ import annotations
 
 import gradio as gr
+from gradio_helpers import events_of as events
+from gradio_helpers import load_outputs
 from PIL import Image
 from training_helpers import IDENTITY, ctx_with_identity
 
@@ -14,11 +16,6 @@ from facechain_ext.webui.tab_train import TrainHandlers, job_view
 def by_elem_id(block, elem_id):
     (found,) = [c for c in block.blocks.values() if getattr(c, "elem_id", None) == elem_id]
     return found
-
-
-def events(block, component):
-    """(trigger, js) of every event whose target is `component` (gradio 3.41 config)."""
-    return [(d["trigger"], d.get("js")) for d in block.config["dependencies"] if component._id in d["targets"]]
 
 
 def test_view_has_bounded_controls_the_host_progress_bar_and_interrupt(tmp_path, prepared):
@@ -47,8 +44,7 @@ def test_view_has_bounded_controls_the_host_progress_bar_and_interrupt(tmp_path,
     container = by_elem_id(block, "facechain_train_gallery_container")
     assert [child.elem_id for child in container.children] == ["facechain_train_gallery"]
     # the identity list is read again on every page load (not only when the webui started)
-    loads = [d for d in block.config["dependencies"] if d["trigger"] == "load"]
-    assert any(identity._id in d["outputs"] for d in loads)
+    assert any(identity._id in outputs for outputs in load_outputs(block))
     ctx.jobs.shutdown(5)
 
 

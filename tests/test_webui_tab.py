@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import gradio as gr
 import pytest
 from gradio.context import Context
+from gradio_helpers import load_outputs
 
 from facechain_ext.config import Settings
 from facechain_ext.context import FaceChainContext
@@ -87,9 +88,8 @@ def test_download_buttons_follow_the_setting_on_page_load(ctx):
     button, note = download_state(ctx.settings, "buffalo_l")
     assert button["interactive"] is False and "offline" in note
     block = tab.build_tab(ctx)
-    loads = [d for d in block.config["dependencies"] if d["trigger"] == "load"]
     models = [b for b in block.blocks.values() if getattr(b, "elem_id", None) == "facechain_models_status"][0]
-    assert any(models._id in d["outputs"] for d in loads)  # read again on every page load
+    assert any(models._id in outputs for outputs in load_outputs(block))  # read again on every page load
 
 
 def test_a_broken_or_missing_view_becomes_an_explanation(ctx, monkeypatch):

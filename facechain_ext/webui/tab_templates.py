@@ -169,14 +169,13 @@ def _option_controls() -> list[Any]:
     """The run's options; limits from TemplateArgs and the txt2img request model (the API's own)."""
     from .tab_generate import sampler_names
 
-    with gr.Row():
-        strength = gr.Slider(*field_bounds(TemplateArgs, "strength"), value=DEFAULT_STRENGTH, step=0.01,
-                             label="Denoising strength")
-        n = gr.Slider(*field_bounds(TemplateArgs, "n"), value=2, step=1, label="Candidates")
+    strength = gr.Slider(*field_bounds(TemplateArgs, "strength"), value=DEFAULT_STRENGTH, step=0.01,
+                         label="Denoising strength")
+    n = gr.Slider(*field_bounds(TemplateArgs, "n"), value=2, step=1, label="Candidates")
     seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)")
-    with gr.Row():
-        pose = gr.Checkbox(value=True, label="Pose guidance (openpose)")
-        canny = gr.Checkbox(value=True, label="Edge guidance (canny)")
+    with gr.Row():  # ControlNet openpose / canny: the status line above says which are available
+        pose = gr.Checkbox(value=True, label="Pose guidance")
+        canny = gr.Checkbox(value=True, label="Edge guidance")
     with gr.Accordion("Prompt, steps, sampler and fusion", open=False):
         prompt = gr.Textbox(label="Prompt (empty: FaceChain's)", lines=2)
         negative = gr.Textbox(label="Negative prompt (empty: FaceChain's)", lines=2)
