@@ -1,0 +1,1 @@
+"""Stand-in of Forge's backend/patcher package (see tests/fakeforge/README.md)."""
