@@ -71,11 +71,14 @@ def bar_text(page: Any) -> str:
 
 
 def capture(page: Any, element: Any = None) -> bytes:
-    """The whole page (beyond the window), or one element."""
+    """The whole page (beyond the window), or one element (also where it is taller than the window)."""
     if element is not None:
-        return element.screenshot_as_png
-    metrics = page.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
-    clip = {"x": 0, "y": 0, "width": metrics["width"], "height": metrics["height"], "scale": 1}
+        box = page.execute_script("var r = arguments[0].getBoundingClientRect(); "
+                                  "return [r.left + window.scrollX, r.top + window.scrollY, r.width, r.height];", element)
+        clip = {"x": box[0], "y": box[1], "width": box[2], "height": box[3], "scale": 1}
+    else:
+        metrics = page.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+        clip = {"x": 0, "y": 0, "width": metrics["width"], "height": metrics["height"], "scale": 1}
     shot = page.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip})
     return base64.b64decode(shot["data"])
 

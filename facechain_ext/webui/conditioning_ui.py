@@ -82,7 +82,7 @@ def likeness_note(ctx: FaceChainContext, name: Optional[str]) -> str:
     from ..portraits import fact_problem
 
     problem = fact_problem(ctx)
-    fact = "FACT is installed" if problem is None else f"FACT is not installed: {problem}"
+    fact = "FACT is installed" if problem is None else "FACT is not installed"
     who = f"<b>{html.escape(identity.name)}</b>"
     if identity.loras:
         newest = max(identity.loras, key=lambda record: str(record.get("created", "")))
@@ -93,7 +93,10 @@ def likeness_note(ctx: FaceChainContext, name: Optional[str]) -> str:
         photo = f" with {html.escape(best[0][0])}" if best else ""
         text = f"{who} has no LoRA yet: Auto uses FACT (train-free){photo}."
     else:
-        text = f"{who} has no LoRA yet and {html.escape(fact)}"
+        text = f"{who} has no LoRA yet and {html.escape(fact)}."
+    if problem is not None:  # the file, its folder and how to get it: long, so behind a toggle
+        text += (f"<details class='facechain-details'><summary>What FACT needs</summary>{html.escape(problem)}"
+                 "</details>")
     return f"<p class='facechain-note'>{text}</p>"
 
 
@@ -101,16 +104,16 @@ def build_conditioning_controls(ctx: FaceChainContext, identity: Any, eid: Calla
     """Create the controls in the current gradio context; `identity` is the identity dropdown they follow."""
     import gradio as gr
 
-    with gr.Row():
-        conditioning = gr.Radio(label="Likeness from", choices=CONDITIONING_CHOICES, value="auto",
-                                elem_id=eid("conditioning"))
-        fact_scale = gr.Slider(0.0, 1.5, value=DEFAULT_FACT_SCALE, step=0.05, label="FACT scale",
-                               elem_id=eid("fact_scale"))
-    with gr.Row():
-        count = gr.Slider(1, MAX_FACT_PHOTOS, value=1, step=1, label="FACT photos (the best by quality)",
-                          elem_id=eid("fact_photo_count"))
-        photos = gr.Dropdown(label="Or choose FACT photos (up to 4)", choices=[], value=[], multiselect=True,
-                             max_choices=MAX_FACT_PHOTOS, elem_id=eid("fact_photos"))
+    conditioning = gr.Radio(label="Likeness from", choices=CONDITIONING_CHOICES, value="auto",
+                            elem_id=eid("conditioning"))
+    with gr.Accordion("FACT options", open=False, elem_id=eid("fact_options")):
+        with gr.Row():
+            fact_scale = gr.Slider(0.0, 1.5, value=DEFAULT_FACT_SCALE, step=0.05, label="FACT scale",
+                                   elem_id=eid("fact_scale"))
+            count = gr.Slider(1, MAX_FACT_PHOTOS, value=1, step=1, label="FACT photos",
+                              info="the best by quality", elem_id=eid("fact_photo_count"))
+        photos = gr.Dropdown(label=f"Or choose FACT photos (up to {MAX_FACT_PHOTOS})", choices=[], value=[],
+                             multiselect=True, max_choices=MAX_FACT_PHOTOS, elem_id=eid("fact_photos"))
     note = gr.HTML("", elem_id=eid("likeness_note"))
 
     def follow_identity(name: Any, chosen: Any) -> tuple[Any, str]:

@@ -137,7 +137,8 @@ def build_script_ui(script: Any, ctx: FaceChainContext) -> tuple[list[Any], list
                                     step=0.05, label="LoRA weight", elem_id=eid("lora_weight"))
             fusion_strength = gr.Slider(*field_bounds(FusionArgs, "strength"), value=ui_default("facechain_fusion_strength"),
                                         step=0.05, label="Fusion strength", elem_id=eid("fusion_strength"))
-        fusion_backend, restore_face, restore_visibility = fusion_extras(eid)
+        with gr.Accordion("Fusion backend and face restoration", open=False, elem_id=eid("fusion_options")):
+            fusion_backend, restore_face, restore_visibility = fusion_extras(eid)
         with gr.Row(elem_classes=["facechain-accordion-row"]):
             top_k = gr.Slider(0, field_bounds(RankingArgs, "top_k")[1], value=ui_default("facechain_ranking_top_k"), step=1,
                               label="Keep the best K (0 = all)", elem_id=eid("top_k"))

@@ -159,22 +159,17 @@ PREFIX = "facechain_gen"
 
 
 def identity_html(ctx: FaceChainContext, name: Optional[str]) -> str:
-    """What the chosen identity brings (its LoRA, or the hint that it has none yet)."""
+    """What to do when there is no identity to choose, or why the chosen one cannot be read. What a chosen identity
+    brings (its LoRA, or FACT in its place) is the likeness line's job (conditioning_ui.likeness_note): said once."""
     from .script_ui import identity_choices
 
     if not name:
         return "" if identity_choices(ctx) else message_html(NO_IDENTITY, kind="note")
     try:
-        identity = ctx.identities.get(name)
+        ctx.identities.get(name)
     except FaceChainError as err:
         return error_html(err)
-    loras = identity.loras or []
-    if not loras:
-        return message_html(f"<b>{html.escape(identity.name)}</b> has no LoRA yet: train one in the Train view, or let "
-                            "FACT (train-free) give the likeness.", kind="note")  # the likeness line says more
-    newest = max(loras, key=lambda record: str(record.get("created", "")))
-    return message_html(f"<b>{html.escape(identity.name)}</b>: LoRA <code>{html.escape(str(newest.get('name', '')))}"
-                        f"</code> ({len(loras)} trained).", kind="note")
+    return ""
 
 
 def style_choices(ctx: FaceChainContext) -> list[tuple[str, str]]:
@@ -202,8 +197,9 @@ def build(ctx: FaceChainContext) -> None:
                 style_cards = gr.HTML(styles_html(ctx), elem_id=f"{PREFIX}_style_cards")
             prompt = gr.Textbox(label="Extra prompt (optional)", lines=2, elem_id=f"{PREFIX}_prompt")
             negative = gr.Textbox(label="Extra negative prompt (optional)", lines=2, elem_id=f"{PREFIX}_negative")
-            pose = gr.Image(label="Pose (optional): an openpose skeleton, or a photo if ControlNet has its preprocessor",
-                            type="pil", elem_id=f"{PREFIX}_pose")
+            with gr.Accordion("Pose (optional)", open=False, elem_id=f"{PREFIX}_pose_options"):
+                pose = gr.Image(label="An openpose skeleton, or a photo if ControlNet has its preprocessor", type="pil",
+                                height=240, elem_id=f"{PREFIX}_pose")
             low, high = field_bounds(FaceChainTxt2ImgRequest, "batch_size")
             per_style = gr.Slider(low, high, value=min(4, high), step=1, label="Images per style")
             seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)")
